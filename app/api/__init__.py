@@ -1,0 +1,37 @@
+"""The JSON REST API under /api/v1, the health check and the OpenAPI document."""
+
+from __future__ import annotations
+
+import importlib
+
+from flask import Flask
+
+# Every module here exposes ``bp``; they are registered in this order.
+MODULES: tuple[str, ...] = (
+    "app.api.health",
+    "app.api.openapi",
+    "app.api.channels",
+    "app.api.conversations",
+    "app.api.customers",
+    "app.api.admin",
+    "app.api.topics",
+    "app.api.reports",
+    "app.api.attachments",
+    "app.api.canned",
+    "app.api.console",
+)
+
+
+def init_app(app: Flask) -> None:
+    from app.api import auth, errors
+
+    errors.init_app(app)
+    auth.init_app(app)
+    for name in MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # TODO(lead): remove once every module exists
+        app.register_blueprint(module.bp)

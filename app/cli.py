@@ -1,0 +1,97 @@
+"""Command-line tools: `flask setup`, `create-user`, `worker`, `seed-demo`, `db-upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade_database(url: str) -> None:
+    """Apply every Alembic migration to the database at ``url``."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+@click.command("db-upgrade")
+@with_appcontext
+def db_upgrade_command() -> None:
+    """Apply the database migrations."""
+    upgrade_database(current_app.config["DATABASE_URL"])
+    click.echo("database is up to date")
+
+
+@click.command("setup")
+@with_appcontext
+def setup_command() -> None:
+    """Migrate the database and create the first admin if there is none."""
+    from app.services.users import ensure_admin
+
+    upgrade_database(current_app.config["DATABASE_URL"])
+    user, generated = ensure_admin(current_app.config["ADMIN_EMAIL"], current_app.config["ADMIN_PASSWORD"])
+    if user is not None:
+        click.echo(f"Created the first admin: {user.email}")
+        if generated:
+            click.echo(f"Generated password (shown once, change it after logging in): {generated}")
+
+
+@click.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["agent", "supervisor", "admin"]), default="agent", show_default=True)
+@click.password_option()
+@with_appcontext
+def create_user_command(email: str, name: str, role: str, password: str) -> None:
+    """Create a staff account."""
+    from app.services.errors import DomainError
+    from app.services.users import create_user
+
+    try:
+        user = create_user(email, name, password, role)
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+@click.command("worker")
+@with_appcontext
+def worker_command() -> None:
+    """Run the outbox worker and scheduled jobs in this process until interrupted."""
+    from app.worker import Worker
+
+    worker = Worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    try:
+        worker.run_forever()
+    except KeyboardInterrupt:
+        worker.stop()
+
+
+@click.command("seed-demo")
+@click.option("--customers", default=50, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@with_appcontext
+def seed_demo_command(customers: int, seed: int) -> None:
+    """Fill the database with a believable contact centre."""
+    from app.services.demo import seed_demo
+
+    summary = seed_demo(customers=customers, seed=seed)
+    click.echo(summary)
+
+
+def init_app(app: Flask) -> None:
+    for command in (db_upgrade_command, setup_command, create_user_command, worker_command, seed_demo_command):
+        app.cli.add_command(command)

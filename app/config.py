@@ -1,0 +1,75 @@
+"""Settings from environment variables; every one has an embedded default so `make run` just works."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("SWITCHBOARD_INSTANCE", ROOT / "instance"))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _secret_key() -> str:
+    """Use SECRET_KEY, else a key generated once and kept in instance/ so sessions survive restarts."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = INSTANCE_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_config() -> dict[str, Any]:
+    """Read the environment into a Flask config mapping."""
+    env = os.environ.get
+    return {
+        "HOST": env("HOST", "127.0.0.1"),
+        "PORT": int(env("PORT", "5000")),
+        "SECRET_KEY": _secret_key(),
+        "DATABASE_URL": env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'switchboard.db'}"),
+        "REDIS_URL": env("REDIS_URL") or None,
+        "PUBLIC_URL": env("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "INSTANCE_DIR": str(INSTANCE_DIR),
+        "ATTACHMENTS_DIR": env("ATTACHMENTS_DIR", str(INSTANCE_DIR / "attachments")),
+        "MAX_CONTENT_LENGTH": int(env("MAX_REQUEST_BYTES", str(10 * 1024 * 1024))),
+        "MAX_MESSAGE_CHARS": int(env("MAX_MESSAGE_CHARS", "100000")),
+        "SMTP_LISTEN": env("SMTP_LISTEN", "127.0.0.1:2525"),
+        "SMTP_RELAY_URL": env("SMTP_RELAY_URL", "smtp://127.0.0.1:25"),
+        "SMTP_MAX_MESSAGE_BYTES": int(env("SMTP_MAX_MESSAGE_BYTES", str(25 * 1024 * 1024))),
+        "MAIL_DOMAIN": env("MAIL_DOMAIN", "switchboard.localhost"),
+        "TWILIO_ACCOUNT_SID": env("TWILIO_ACCOUNT_SID", ""),
+        "TWILIO_AUTH_TOKEN": env("TWILIO_AUTH_TOKEN", ""),
+        "TWILIO_API_BASE": env("TWILIO_API_BASE") or None,
+        "DEFAULT_PHONE_REGION": env("DEFAULT_PHONE_REGION", "US"),
+        "ORG_TIMEZONE": env("ORG_TIMEZONE", "UTC"),
+        "ADMIN_EMAIL": env("ADMIN_EMAIL", "admin@switchboard.localhost"),
+        "ADMIN_PASSWORD": env("ADMIN_PASSWORD") or None,
+        # Reopen a resolved conversation when the customer writes again within this many days.
+        "REOPEN_WINDOW_DAYS": int(env("REOPEN_WINDOW_DAYS", "7")),
+        # Embedded mode runs the outbox worker and the SMTP listener inside the web process.
+        "EMBEDDED_WORKER": _env_bool("EMBEDDED_WORKER", True),
+        "EMBEDDED_SMTP": _env_bool("EMBEDDED_SMTP", True),
+        "OUTBOX_POLL_SECONDS": float(env("OUTBOX_POLL_SECONDS", "1.0")),
+        "OUTBOX_MAX_ATTEMPTS": int(env("OUTBOX_MAX_ATTEMPTS", "8")),
+        "OUTBOX_BACKOFF_BASE_SECONDS": float(env("OUTBOX_BACKOFF_BASE_SECONDS", "5")),
+        "OUTBOX_BACKOFF_MAX_SECONDS": float(env("OUTBOX_BACKOFF_MAX_SECONDS", "3600")),
+        "LOGIN_RATE_LIMIT": env("LOGIN_RATE_LIMIT", "10 per minute"),
+        "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _env_bool("SESSION_COOKIE_SECURE", False),
+        "TESTING": False,
+    }

@@ -1,0 +1,45 @@
+"""Files on disk, addressed by SHA-256 so identical files are stored once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from flask import current_app
+
+
+def storage_dir() -> Path:
+    return Path(current_app.config["ATTACHMENTS_DIR"])
+
+
+def path_for(sha256: str) -> Path:
+    """Return where the file with this hash lives (it may not exist)."""
+    if len(sha256) != 64 or not all(ch in "0123456789abcdef" for ch in sha256):
+        raise ValueError("not a SHA-256 hex digest")
+    return storage_dir() / sha256[:2] / sha256[2:4] / sha256
+
+
+def store_bytes(data: bytes) -> str:
+    """Write ``data`` durably (write, fsync, rename) and return its SHA-256."""
+    digest = hashlib.sha256(data).hexdigest()
+    target = path_for(digest)
+    if target.exists():
+        return digest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def read_bytes(sha256: str) -> bytes:
+    return path_for(sha256).read_bytes()

@@ -1,0 +1,218 @@
+"""Ingest: every inbound message from every channel goes through here.
+
+resolve the customer by identity → route to a conversation → store idempotently → commit → publish.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.events import CONVERSATION_CREATED, CONVERSATION_UPDATED, MESSAGE_CREATED, Event, publish
+from app.extensions import db
+from app.models import Attachment, Channel, Conversation, Customer, Message, utcnow
+from app.models.conversation import ACTIVE_STATUSES
+from app.serializers import conversation_dict, message_dict
+from app.services import attachments as files
+from app.services.customers import find_or_create_customer
+from app.services.reply_tokens import conversation_id_for_token
+from connectors.base import InboundMessage, ThreadHints
+
+log = logging.getLogger(__name__)
+
+MESSAGE_KIND = {"message": "message", "call": "call", "voicemail": "call", "status": "event"}
+MAX_ATTEMPTS = 4
+
+
+@dataclass(slots=True)
+class IngestResult:
+    message: Message
+    conversation: Conversation
+    customer: Customer
+    created: bool  # False when the provider id was seen before (a retry): nothing new was stored
+
+
+def ingest(inbound: InboundMessage, channel: Channel) -> IngestResult:
+    """Store an inbound message in the right conversation of the right customer, exactly once."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return _ingest_once(inbound, channel)
+        except IntegrityError:
+            # A concurrent ingest created the same customer/identity or stored the same provider id first.
+            db.session.rollback()
+            if attempt == MAX_ATTEMPTS:
+                raise
+            log.info("ingest retry %d after a concurrent insert (%s)", attempt, inbound.sender.value)
+    raise AssertionError("unreachable")
+
+
+def find_duplicate(channel_kind: str, provider_id: str | None) -> Message | None:
+    if not provider_id:
+        return None
+    return db.session.scalar(select(Message).where(Message.channel == channel_kind, Message.provider_id == provider_id))
+
+
+def _ingest_once(inbound: InboundMessage, channel: Channel) -> IngestResult:
+    duplicate = find_duplicate(channel.kind, inbound.provider_id)
+    if duplicate is not None:
+        conversation = db.session.get_one(Conversation, duplicate.conversation_id)
+        db.session.commit()
+        return IngestResult(duplicate, conversation, conversation.customer, created=False)
+
+    now = utcnow()
+    verified = bool(inbound.metadata.get("sender_verified", True))
+    customer, identity, _ = find_or_create_customer(
+        inbound.sender, name=inbound.sender_name, source=channel.kind, verified=verified
+    )
+    customer.last_seen_at = now
+    conversation, is_new = route(customer, channel, inbound.thread, inbound, now)
+
+    message = Message(
+        conversation_id=conversation.id,
+        customer_id=customer.id,
+        channel=channel.kind,
+        channel_id=channel.id,
+        direction="in",
+        kind=MESSAGE_KIND.get(inbound.kind, "message"),
+        identity_id=identity.id,
+        subject=inbound.subject,
+        text=inbound.text,
+        html=inbound.html,
+        provider_id=inbound.provider_id,
+        message_id_header=inbound.thread.message_id,
+        in_reply_to=inbound.thread.in_reply_to,
+        delivery_status="received",
+        automated=inbound.automated,
+        meta=dict(inbound.metadata),
+        created_at=inbound.received_at or now,
+    )
+    if inbound.raw is not None:
+        message.raw_path = files.store_bytes(inbound.raw)
+    for item in inbound.attachments:
+        message.attachments.append(
+            Attachment(
+                filename=item.filename,
+                content_type=item.content_type,
+                size=len(item.data),
+                sha256=files.store_bytes(item.data),
+                content_id=item.content_id,
+                inline=item.inline,
+            )
+        )
+    db.session.add(message)
+    db.session.flush()
+
+    publish(
+        db.session,
+        Event(
+            MESSAGE_CREATED,
+            {"message": message_dict(message)},
+            conversation_id=conversation.id,
+            team_id=conversation.team_id,
+        ),
+    )
+    publish(
+        db.session,
+        Event(
+            CONVERSATION_CREATED if is_new else CONVERSATION_UPDATED,
+            {"conversation": conversation_dict(conversation)},
+            conversation_id=conversation.id,
+            team_id=conversation.team_id,
+        ),
+    )
+    db.session.commit()
+    return IngestResult(message, conversation, customer, created=True)
+
+
+def route(
+    customer: Customer, channel: Channel, hints: ThreadHints, inbound: InboundMessage, now: dt.datetime
+) -> tuple[Conversation, bool]:
+    """Pick the conversation: thread hint → the customer's active one on any channel → a new one."""
+    reopen_after = now - dt.timedelta(days=current_app.config["REOPEN_WINDOW_DAYS"])
+    conversation = _conversation_from_hints(customer, hints)
+    if (
+        conversation is not None
+        and conversation.status == "resolved"
+        and (conversation.resolved_at is None or conversation.resolved_at < reopen_after)
+    ):
+        conversation = None  # an old thread: a reply to it starts a fresh conversation
+    if conversation is None:
+        conversation = db.session.scalar(
+            select(Conversation)
+            .where(Conversation.customer_id == customer.id, Conversation.status.in_(ACTIVE_STATUSES))
+            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+            .limit(1)
+        )
+    if conversation is None and not inbound.automated:
+        conversation = db.session.scalar(
+            select(Conversation)
+            .where(
+                Conversation.customer_id == customer.id,
+                Conversation.status == "resolved",
+                Conversation.resolved_at >= reopen_after,
+            )
+            .order_by(Conversation.resolved_at.desc())
+            .limit(1)
+        )
+
+    if conversation is None:
+        conversation = Conversation(
+            customer=customer,
+            status="open",
+            team_id=channel.team_id,
+            channel_id=channel.id,
+            subject=(inbound.subject or None) and inbound.subject[:998],
+            origin_channel=channel.kind,
+            last_channel=channel.kind,
+            created_at=now,
+            last_activity_at=now,
+            last_message_at=now,
+        )
+        db.session.add(conversation)
+        db.session.flush()
+        conversation.number = conversation.id
+        return conversation, True
+
+    conversation.last_channel = channel.kind
+    conversation.last_message_at = now
+    conversation.last_activity_at = now
+    if not inbound.automated and conversation.status != "open":
+        # The customer wrote again: wake a snoozed conversation, reopen a resolved one, end "pending".
+        conversation.status = "open"
+        conversation.snoozed_until = None
+        conversation.resolved_at = None
+    return conversation, False
+
+
+def _conversation_from_hints(customer: Customer, hints: ThreadHints) -> Conversation | None:
+    """Resolve explicit thread hints, refusing any that point into another customer's conversation."""
+    candidates: list[Conversation | None] = []
+    if hints.reply_token:
+        conversation_id = conversation_id_for_token(hints.reply_token)
+        if conversation_id is not None:
+            candidates.append(db.session.get(Conversation, conversation_id))
+    message_ids = [mid for mid in [hints.in_reply_to, *reversed(hints.references)] if mid]
+    if message_ids:
+        candidates.append(
+            db.session.scalar(
+                select(Conversation)
+                .join(Message, Message.conversation_id == Conversation.id)
+                .where(Message.message_id_header.in_(message_ids))
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+        )
+    if hints.conversation_number is not None:
+        candidates.append(
+            db.session.scalar(select(Conversation).where(Conversation.number == hints.conversation_number))
+        )
+    for candidate in candidates:
+        # No hijacking: a hint only counts when the sender is that conversation's customer.
+        if candidate is not None and candidate.customer_id == customer.id:
+            return candidate
+    return None

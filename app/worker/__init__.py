@@ -1,0 +1,99 @@
+"""The background worker: the outbox, plus scheduled jobs, in a thread (embedded) or its own process.
+
+Jobs are registered with ``schedule(name, every_seconds, func)``; each runs in an app context with its own
+session. The outbox wakes immediately when a reply is queued in this process, and polls for the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask
+
+from app.events import MESSAGE_CREATED, Event, domain_event
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    name: str
+    every: float
+    func: Callable[[], object]
+    next_run: float = 0.0
+
+
+_JOBS: dict[str, Job] = {}
+
+
+def schedule(name: str, every_seconds: float, func: Callable[[], object]) -> None:
+    """Run ``func`` every ``every_seconds`` in the worker (registering the same name again replaces it)."""
+    _JOBS[name] = Job(name, every_seconds, func)
+
+
+class Worker:
+    """Run the outbox and the scheduled jobs until stopped."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+        domain_event.connect(self._on_event, weak=False)
+
+    def _on_event(self, _sender: object, event: Event) -> None:
+        if event.name == MESSAGE_CREATED and event.payload.get("message", {}).get("delivery_status") == "queued":
+            self.wake.set()
+
+    def run_once(self) -> int:
+        """Deliver one batch of due outbox messages and run due jobs; return how many messages were handled."""
+        from app.worker.outbox import process_due
+
+        with self.app.app_context():
+            try:
+                handled = process_due(self.app)
+            finally:
+                db.session.remove()
+            now = time.monotonic()
+            for job in list(_JOBS.values()):
+                if now < job.next_run:
+                    continue
+                job.next_run = now + job.every
+                try:
+                    job.func()
+                except Exception:
+                    log.exception("job %s failed", job.name)
+                finally:
+                    db.session.remove()
+        return handled
+
+    def run_forever(self) -> None:
+        log.info("worker started")
+        poll = float(self.app.config["OUTBOX_POLL_SECONDS"])
+        while not self.stopping.is_set():
+            try:
+                handled = self.run_once()
+            except Exception:  # the database may be briefly unreachable: keep going
+                log.exception("worker iteration failed")
+                handled = 0
+            if handled == 0:
+                self.wake.wait(poll)
+                self.wake.clear()
+        log.info("worker stopped")
+
+    def start(self) -> Worker:
+        self.thread = threading.Thread(target=self.run_forever, name="switchboard-worker", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+        domain_event.disconnect(self._on_event)

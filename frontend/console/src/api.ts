@@ -1,0 +1,135 @@
+// The console's view of the REST API under /api/v1 (the contract in DESIGN.md, shapes in app/serializers.py).
+import { Http } from '@shared/http'
+import type {
+  Alert,
+  CannedResponse,
+  Channel,
+  Conversation,
+  ConversationStatus,
+  Customer,
+  Identity,
+  IdentityKind,
+  LoginResponse,
+  Message,
+  Page,
+  Team,
+  Topic,
+  User,
+} from '@shared/types'
+
+export const http = new Http('/api/v1')
+
+export interface ConversationFilters {
+  status?: ConversationStatus | 'all' | ''
+  assignee?: 'me' | 'none' | number | ''
+  team?: number | ''
+  channel?: string
+  topic?: number | ''
+  q?: string
+  customer?: number
+}
+
+export interface ConversationPatch {
+  status?: ConversationStatus
+  assignee_id?: number | null
+  team_id?: number | null
+  snoozed_until?: string | null
+}
+
+export interface NewMessage {
+  body: string
+  channel?: string
+  private?: boolean
+}
+
+export interface ReportQuery {
+  from?: string
+  to?: string
+  interval?: 'hour' | 'day' | 'week'
+  channel?: string
+}
+
+export interface ReportSeries {
+  topic_id: number | null
+  topic: string
+  colour?: string
+  points: { t: string; count: number }[]
+}
+
+export interface TopicReport {
+  interval: string
+  buckets?: string[]
+  series?: ReportSeries[]
+  [key: string]: unknown
+}
+
+type Items<T> = { items: T[] }
+
+function list<T>(data: Items<T> | T[]): T[] {
+  return Array.isArray(data) ? data : data.items
+}
+
+export const api = {
+  login: (email: string, password: string) => http.post<LoginResponse>('/auth/login', { email, password }),
+  logout: () => http.post<{ ok: boolean }>('/auth/logout'),
+  me: () => http.get<LoginResponse>('/auth/me'),
+
+  conversations: (filters: ConversationFilters, cursor?: string | null, limit = 50) =>
+    http.get<Page<Conversation>>('/conversations', {
+      status: filters.status === 'all' ? undefined : filters.status,
+      assignee: filters.assignee,
+      team: filters.team,
+      channel: filters.channel,
+      topic: filters.topic,
+      q: filters.q,
+      customer: filters.customer,
+      cursor: cursor ?? undefined,
+      limit,
+    }),
+  conversation: (id: number) => http.get<Conversation>(`/conversations/${id}`),
+  patchConversation: (id: number, patch: ConversationPatch) =>
+    http.patch<Conversation>(`/conversations/${id}`, patch),
+  messages: (id: number, cursor?: string | null) =>
+    http.get<Page<Message>>(`/conversations/${id}/messages`, { cursor: cursor ?? undefined }),
+  sendMessage: (id: number, message: NewMessage) => http.post<Message>(`/conversations/${id}/messages`, message),
+  setTopics: (id: number, topicIds: number[]) =>
+    http.put<Conversation>(`/conversations/${id}/topics`, { topic_ids: topicIds }),
+
+  customers: async (q: string) => list(await http.get<Items<Customer>>('/customers', { q })),
+  customer: (id: number) => http.get<Customer>(`/customers/${id}`),
+  timeline: (id: number, cursor?: string | null) =>
+    http.get<Page<Message>>(`/customers/${id}/timeline`, { cursor: cursor ?? undefined }),
+  addIdentity: (id: number, kind: IdentityKind, value: string) =>
+    http.post<Identity>(`/customers/${id}/identities`, { kind, value }),
+  mergeCustomer: (targetId: number, sourceId: number) =>
+    http.post<Customer>(`/customers/${targetId}/merge`, { source_id: sourceId }),
+
+  topics: async () => list(await http.get<Items<Topic> | Topic[]>('/topics')),
+  createTopic: (topic: { name: string; parent_id?: number | null; colour?: string }) =>
+    http.post<Topic>('/topics', topic),
+  patchTopic: (id: number, patch: Partial<Pick<Topic, 'name' | 'colour' | 'archived' | 'parent_id'>>) =>
+    http.patch<Topic>(`/topics/${id}`, patch),
+
+  users: async () => list(await http.get<Items<User> | User[]>('/users')),
+  createUser: (user: { email: string; name: string; password: string; role: string; team_ids?: number[] }) =>
+    http.post<User>('/users', user),
+  patchUser: (id: number, patch: Partial<User> & { password?: string }) => http.patch<User>(`/users/${id}`, patch),
+  teams: async () => list(await http.get<Items<Team> | Team[]>('/teams')),
+  createTeam: (team: { name: string; member_ids?: number[] }) => http.post<Team>('/teams', team),
+  channels: async () => list(await http.get<Items<Channel> | Channel[]>('/channels')),
+  createChannel: (channel: { kind: string; name: string; address?: string | null; team_id?: number | null }) =>
+    http.post<Channel>('/channels', channel),
+  patchChannel: (id: number, patch: Partial<Channel>) => http.patch<Channel>(`/channels/${id}`, patch),
+
+  canned: async () => list(await http.get<Items<CannedResponse> | CannedResponse[]>('/canned-responses')),
+  createCanned: (item: { shortcut: string; title: string; body: string }) =>
+    http.post<CannedResponse>('/canned-responses', item),
+  patchCanned: (id: number, patch: Partial<Pick<CannedResponse, 'shortcut' | 'title' | 'body'>>) =>
+    http.patch<CannedResponse>(`/canned-responses/${id}`, patch),
+  deleteCanned: (id: number) => http.delete<unknown>(`/canned-responses/${id}`),
+
+  topicReport: (query: ReportQuery) => http.get<TopicReport>('/reports/topics', { ...query }),
+  alerts: async () => list(await http.get<Items<Alert> | Alert[]>('/alerts')),
+}
+
+export type Api = typeof api

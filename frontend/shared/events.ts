@@ -1,0 +1,28 @@
+// Socket.IO event names, mirroring app/events.py. The console and the widget import these, never strings.
+export const MESSAGE_CREATED = 'message.created'
+export const MESSAGE_UPDATED = 'message.updated'
+export const CONVERSATION_CREATED = 'conversation.created'
+export const CONVERSATION_UPDATED = 'conversation.updated'
+export const CUSTOMER_UPDATED = 'customer.updated'
+export const CUSTOMER_MERGED = 'customer.merged'
+export const TYPING = 'typing'
+export const PRESENCE_UPDATED = 'presence.updated'
+export const ALERT_CREATED = 'alert.created'
+export const WRAPUP_REQUESTED = 'wrapup.requested'
+export const VIEWING = 'viewing'
+
+export const AGENT_NAMESPACE = '/agent'
+export const WIDGET_NAMESPACE = '/widget'
+
+export type EventName =
+  | typeof MESSAGE_CREATED
+  | typeof MESSAGE_UPDATED
+  | typeof CONVERSATION_CREATED
+  | typeof CONVERSATION_UPDATED
+  | typeof CUSTOMER_UPDATED
+  | typeof CUSTOMER_MERGED
+  | typeof TYPING
+  | typeof PRESENCE_UPDATED
+  | typeof ALERT_CREATED
+  | typeof WRAPUP_REQUESTED
+  | typeof VIEWING

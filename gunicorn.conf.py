@@ -1,0 +1,27 @@
+"""gunicorn settings for the embedded default: one process, threads, websockets, worker and SMTP inside."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+workers = 1  # Socket.IO without a message queue needs a single process; scale out with REDIS_URL
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "64"))
+# Caps open websockets too: keep it above sockets + concurrent HTTP requests.
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", "2000"))
+timeout = 0  # long-lived websocket connections must not be killed as "stuck" workers
+graceful_timeout = 10
+control_socket_disable = True
+accesslog = os.environ.get("ACCESS_LOG", None)
+errorlog = "-"
+
+
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook
+    """Start the embedded outbox worker and SMTP listener inside the serving process."""
+    from app.embedded import start_background_services
+
+    worker.background_services = start_background_services(worker.wsgi)
+
+
+def worker_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook
+    for handle in getattr(worker, "background_services", []):
+        handle.stop()

@@ -1,0 +1,47 @@
+"""Helpers for the Twilio tests: the shared corpus and signed webhook bodies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+from werkzeug.datastructures import MultiDict
+
+from connectors.twilio.signature import compute_signature
+
+CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "twilio"
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "12345"  # the corpus payloads are signed with the official vectors' token
+
+
+def corpus_dir() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared Twilio corpus not found at {CORPUS.resolve()}")
+    return CORPUS
+
+
+def load_payload(name: str) -> dict[str, Any]:
+    """Return one documented payload from ../shared/corpus/twilio/payloads/<name>.json."""
+    return json.loads((corpus_dir() / "payloads" / f"{name}.json").read_text())
+
+
+def payload_names() -> list[str]:
+    if not CORPUS.is_dir():
+        return []
+    return sorted(path.stem for path in (CORPUS / "payloads").glob("*.json"))
+
+
+def form(body_urlencoded: str) -> MultiDict:
+    """Decode a body the way Werkzeug fills request.form (repeated keys kept)."""
+    return MultiDict(parse_qsl(body_urlencoded, keep_blank_values=True))
+
+
+def signed(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> tuple[str, dict[str, str]]:
+    """Return (urlencoded body, headers) for a POST Twilio would send to ``url``, with its real signature."""
+    return urlencode(params), {
+        "X-Twilio-Signature": compute_signature(token, url, params),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
