@@ -71,24 +71,33 @@ def create_user_command(email: str, name: str, role: str, password: str) -> None
 @with_appcontext
 def worker_command() -> None:
     """Run the outbox worker and scheduled jobs in this process until interrupted."""
+    import signal
+
     from app.worker import Worker
 
     worker = Worker(current_app._get_current_object())  # type: ignore[attr-defined]
-    try:
-        worker.run_forever()
-    except KeyboardInterrupt:
-        worker.stop()
+
+    def _stop(_signum: int, _frame: object) -> None:
+        # Finish the message in hand and exit; an unfinished claim would otherwise wait out its lease.
+        worker.stopping.set()
+        worker.wake.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run_forever()
+    worker.stop()
 
 
 @click.command("seed-demo")
 @click.option("--customers", default=50, show_default=True)
 @click.option("--seed", default=7, show_default=True)
+@click.option("--password", default=None, help="Password of the demo staff accounts (default: generated, printed).")
 @with_appcontext
-def seed_demo_command(customers: int, seed: int) -> None:
-    """Fill the database with a believable contact centre."""
+def seed_demo_command(customers: int, seed: int, password: str | None) -> None:
+    """Fill an empty database with a believable contact centre (does nothing when customers exist)."""
     from app.services.demo import seed_demo
 
-    summary = seed_demo(customers=customers, seed=seed)
+    summary = seed_demo(customers=customers, seed=seed, password=password)
     click.echo(summary)
 
 

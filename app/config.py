@@ -53,6 +53,8 @@ def load_config() -> dict[str, Any]:
         "TWILIO_ACCOUNT_SID": env("TWILIO_ACCOUNT_SID", ""),
         "TWILIO_AUTH_TOKEN": env("TWILIO_AUTH_TOKEN", ""),
         "TWILIO_API_BASE": env("TWILIO_API_BASE") or None,
+        "TWILIO_MEDIA_MAX_BYTES": int(env("TWILIO_MEDIA_MAX_BYTES", str(5 * 1024 * 1024))),
+        "TWILIO_MEDIA_TYPES": env("TWILIO_MEDIA_TYPES", "image/*,audio/*,video/*,application/pdf,text/vcard,text/x-vcard"),
         "DEFAULT_PHONE_REGION": env("DEFAULT_PHONE_REGION", "US"),
         "ORG_TIMEZONE": env("ORG_TIMEZONE", "UTC"),
         "ADMIN_EMAIL": env("ADMIN_EMAIL", "admin@switchboard.localhost"),

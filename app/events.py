@@ -11,7 +11,7 @@ from typing import Any
 
 from blinker import Namespace
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
@@ -49,8 +49,12 @@ class Event:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def publish(session: Session, event_: Event) -> None:
+def publish(session: Session | scoped_session[Session], event_: Event) -> None:
     """Queue ``event_`` to be sent once ``session`` commits."""
+    if isinstance(session, scoped_session):
+        session = session()
+    if not session.in_transaction():
+        session.begin()  # tie it to a transaction, so a close() without a commit drops it too
     session.info.setdefault(_PENDING_KEY, []).append(event_)
 
 
@@ -64,6 +68,12 @@ def _deliver_after_commit(session: Session) -> None:
     pending = session.info.pop(_PENDING_KEY, None)
     for item in pending or ():
         domain_event.send(None, event=item)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_unless_committed(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction ended; after_commit already took its events
+        session.info.pop(_PENDING_KEY, None)
 
 
 @event.listens_for(Session, "after_soft_rollback")

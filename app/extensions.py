@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from typing import Any
 
 from flask import Flask
@@ -40,10 +42,59 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Each engine gets its own lock: the connection class carries it.
+        factory = type("SerializedConnection", (SerializedConnection,), {"write_lock": threading.Lock()})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30, "factory": factory})
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class SerializedConnection(sqlite3.Connection):
+    """A pysqlite connection that holds its engine's in-process write lock from BEGIN to COMMIT or ROLLBACK.
+
+    Under BEGIN IMMEDIATE every transaction takes SQLite's write lock. Threads that find it taken would wait
+    in SQLite's busy handler, which polls with sleeps of up to 100 ms; queueing them on a Python lock first
+    hands the database over the moment the previous transaction ends. Other processes (a `flask worker`,
+    the SMTP server) still meet at SQLite's own lock and busy timeout.
+    """
+
+    write_lock: threading.Lock
+    owner: int | None = None  # the thread holding write_lock (set on the per-engine subclass)
+    holds_lock = False
+
+    def acquire_write_lock(self, timeout: float) -> None:
+        cls = type(self)
+        if cls.owner == threading.get_ident():
+            return  # this thread's other transaction holds it: waiting here could never end; let SQLite decide
+        # On timeout, go on without it: SQLite's busy timeout then decides, as it would without this lock.
+        self.holds_lock = self.write_lock.acquire(timeout=timeout)
+        if self.holds_lock:
+            cls.owner = threading.get_ident()
+
+    def release_write_lock(self) -> None:
+        if self.holds_lock:
+            self.holds_lock = False
+            type(self).owner = None
+            self.write_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.release_write_lock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.release_write_lock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.release_write_lock()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -65,7 +116,15 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi_connection = connection.connection.dbapi_connection
+        if isinstance(dbapi_connection, SerializedConnection):
+            dbapi_connection.acquire_write_lock(timeout=30)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if isinstance(dbapi_connection, SerializedConnection):
+                dbapi_connection.release_write_lock()
+            raise
 
 
 db = Database()

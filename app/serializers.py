@@ -14,6 +14,7 @@ from app.models import (
     CustomerIdentity,
     Message,
     Team,
+    Topic,
     User,
 )
 
@@ -168,4 +169,34 @@ def channel_dict(channel: Channel, *, token: str | None = None) -> dict[str, Any
     }
     if token is not None:
         data["token"] = token  # shown once, when the channel is created or its token rotated
+    return data
+
+
+def topic_ref(topic: Topic) -> dict[str, Any]:
+    return {"id": topic.id, "name": topic.name, "colour": topic.colour, "parent_id": topic.parent_id}
+
+
+def conversation_ref(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "number": conversation.number,
+        "subject": conversation.subject,
+        "status": conversation.status,
+    }
+
+
+def conversation_row(
+    conversation: Conversation,
+    *,
+    topics: list[Topic],
+    last_message: dict[str, Any] | None = None,
+    channels: list[str] | None = None,
+) -> dict[str, Any]:
+    """An inbox row: the conversation plus its topics, a preview of its newest message and its channels."""
+    data = conversation_dict(conversation)
+    data["topics"] = [topic_ref(topic) for topic in topics]
+    data["topic_ids"] = [topic.id for topic in topics]
+    data["last_message"] = last_message
+    data["preview"] = last_message["text"] if last_message else None
+    data["channels"] = channels or []
     return data

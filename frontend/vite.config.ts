@@ -17,12 +17,13 @@ const targets: Record<string, Target> = {
   console: { root: 'console', base: '/console/', outDir: 'dist/console' },
 }
 
-export default defineConfig(({ mode }) => {
+export default defineConfig(({ command, mode }) => {
   const target = targets[mode] ?? targets.console
   const backend = process.env.SWITCHBOARD_BACKEND ?? 'http://127.0.0.1:5000'
   return {
     root: here(target.root),
-    base: target.base,
+    // The dev server serves the app at / so /app/* deep links fall back to index.html; builds live under base.
+    base: command === 'build' ? target.base : '/',
     plugins: [vue()],
     resolve: {
       alias: {

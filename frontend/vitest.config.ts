@@ -18,7 +18,7 @@ export default defineConfig({
     __VUE_PROD_HYDRATION_MISMATCH_DETAILS__: 'false',
   },
   test: {
-    environment: 'happy-dom',
+    environment: 'jsdom',
     include: ['console/tests/**/*.spec.ts', 'shared/**/*.spec.ts'],
     restoreMocks: true,
   },

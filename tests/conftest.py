@@ -153,10 +153,15 @@ def app_config(database_url: str, tmp_path: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def app(app_config: dict[str, Any]) -> Iterator[Any]:
+    from flask import g
+
     from app import create_app
     from app.extensions import db
 
     application = create_app(app_config)
+    # Requests reuse the app context a test holds, and with it `g`: forget Flask-Login's cached user on each
+    # request, or every client of a test would act as whoever logged in last.
+    application.url_value_preprocessor(lambda _endpoint, _values: g.pop("_login_user", None))
     with application.app_context():
         yield application
         db.session.remove()

@@ -19,12 +19,16 @@ MODULES: tuple[str, ...] = (
     "app.api.attachments",
     "app.api.canned",
     "app.api.console",
+    "app.api.widget",
+    "app.api.forms",
 )
 
 
 def init_app(app: Flask) -> None:
     from app.api import auth, errors
+    from app.api.fields import BoundedIntConverter
 
+    app.url_map.converters["int"] = BoundedIntConverter  # an id past 64 bits matches no route: 404, not a 500
     errors.init_app(app)
     auth.init_app(app)
     for name in MODULES:

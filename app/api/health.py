@@ -25,3 +25,11 @@ def healthz() -> Any:
     except Exception as exc:  # any driver error means "not healthy", which is the answer, not a crash
         return jsonify(status="error", database="unreachable", detail=type(exc).__name__), 503
     return jsonify(status="ok", database="ok")
+
+
+@bp.get("/api/v1/ping")
+@public
+@documented(summary="A no-op that answers without touching the database (latency and load-balancer probes)")
+def ping() -> Any:
+    """Answer at once: the process is up and serving HTTP."""
+    return jsonify(ok=True)

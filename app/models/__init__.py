@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate. Importing this package registers every table."""
 
+from app.models.alert import Alert
 from app.models.audit import AuditLog
 from app.models.base import Base, utcnow
 from app.models.call import Call
@@ -8,12 +9,14 @@ from app.models.channel import Channel
 from app.models.conversation import Conversation
 from app.models.customer import Customer, CustomerIdentity
 from app.models.message import Attachment, Message
+from app.models.report import ReportDaily, ReportDirtyDay, ReportHourly, ReportState
 from app.models.topic import ConversationTopic, Topic
 from app.models.user import ROLES as ROLES_TUPLE
 from app.models.user import Team, User, team_members
 
 __all__ = [
     "ROLES_TUPLE",
+    "Alert",
     "Attachment",
     "AuditLog",
     "Base",
@@ -25,6 +28,10 @@ __all__ = [
     "Customer",
     "CustomerIdentity",
     "Message",
+    "ReportDaily",
+    "ReportDirtyDay",
+    "ReportHourly",
+    "ReportState",
     "Team",
     "Topic",
     "User",

@@ -22,6 +22,8 @@ class Conversation(Base):
         Index("ix_conversations_activity", "last_activity_at", "id"),
         Index("ix_conversations_customer_status", "customer_id", "status"),
         Index("ix_conversations_status_activity", "status", "last_activity_at", "id"),
+        # Reports rebuild their statistics one day of created conversations at a time.
+        Index("ix_conversations_created", "created_at"),
     )
 
     id: Mapped[intpk]

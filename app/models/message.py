@@ -74,7 +74,7 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int]
     # Files live on disk under ATTACHMENTS_DIR by SHA-256, so identical files are stored once.
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
     content_id: Mapped[str | None] = mapped_column(String(255))
     inline: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[created_at]

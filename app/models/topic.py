@@ -29,4 +29,5 @@ class ConversationTopic(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
     topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id"), primary_key=True, index=True)
     added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[created_at]
+    # Indexed: spike detection counts tags by the time they were added.
+    created_at: Mapped[created_at] = mapped_column(index=True)

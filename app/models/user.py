@@ -64,6 +64,8 @@ class Team(Base):
 
     id: Mapped[intpk]
     name: Mapped[str255] = mapped_column(unique=True)
+    # Team-wide rules, e.g. {"topic_required": true} (a conversation needs a topic before it is resolved).
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[created_at]
 
     members: Mapped[list[User]] = relationship(secondary=team_members, back_populates="teams")

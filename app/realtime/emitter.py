@@ -42,6 +42,10 @@ def customer_payload(event: Event) -> dict[str, Any] | None:
         message = event.payload.get("message") or {}
         if message.get("kind") not in ("message",) or message.get("private"):
             return None
+        if message.get("channel") != "chat":
+            # The widget shows the chat thread only: an email or SMS in the same conversation may involve an
+            # address the visitor merely claimed in the pre-chat form (app.services.widget).
+            return None
         return {
             "message": {
                 key: message.get(key)

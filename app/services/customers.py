@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.events import CUSTOMER_UPDATED, Event, publish
 from app.extensions import db
@@ -32,7 +36,9 @@ def get_customer(customer_id: int) -> Customer:
 
 def find_identity(identity: Identity) -> CustomerIdentity | None:
     return db.session.scalar(
-        select(CustomerIdentity).where(CustomerIdentity.kind == identity.kind, CustomerIdentity.value == identity.value)
+        select(CustomerIdentity)
+        .where(CustomerIdentity.kind == identity.kind, CustomerIdentity.value == identity.value)
+        .options(joinedload(CustomerIdentity.customer))  # every caller needs the customer: one query, not two
     )
 
 
@@ -111,3 +117,64 @@ def add_identity(
     publish(db.session, Event(CUSTOMER_UPDATED, {"customer": customer_dict(customer)}))
     db.session.commit()
     return record
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_patterns(q: str) -> list[str]:
+    """Return LIKE patterns (escape ``\\``) for a search box text; a phone number also matches without spaces."""
+    q = q.strip()
+    if not q:
+        return []
+    patterns = [f"%{_escape_like(q)}%"]
+    digits = re.sub(r"\D", "", q)
+    # "601 234 567" or "(601) 234-567" should find the stored E.164 "+48601234567".
+    if len(digits) >= 4 and digits != q and re.fullmatch(r"[\d\s()+./-]+", q):
+        patterns.append(f"%{digits}%")
+    return patterns
+
+
+def search_customers(q: str | None, after_id: int | None = None, limit: int = 50) -> tuple[list[Customer], int | None]:
+    """Return a page of live (not merged-away) customers matching ``q`` by name or identity, newest first."""
+    query = select(Customer).where(Customer.merged_into_id.is_(None)).options(selectinload(Customer.identities))
+    patterns = search_patterns(q or "")
+    if patterns:
+        clauses: list[Any] = []
+        for pattern in patterns:
+            clauses.append(Customer.name.ilike(pattern, escape="\\"))
+            clauses.append(
+                exists().where(
+                    CustomerIdentity.customer_id == Customer.id, CustomerIdentity.value.ilike(pattern, escape="\\")
+                )
+            )
+        query = query.where(or_(*clauses))
+    if after_id is not None:
+        query = query.where(Customer.id < after_id)
+    rows = list(db.session.scalars(query.order_by(Customer.id.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, rows[-1].id
+
+
+def update_customer(customer_id: int, *, name: str | None, actor_id: int | None = None) -> Customer:
+    """Rename a customer (an old merged id renames the survivor); tell every console."""
+    customer = get_customer(customer_id)
+    customer.name = name or None
+    customer.updated_at = utcnow()
+    db.session.add(
+        AuditLog(
+            actor_id=actor_id,
+            action="customer.updated",
+            target_type="customer",
+            target_id=customer.id,
+            data={"name": customer.name},
+        )
+    )
+    from app.serializers import customer_dict
+
+    publish(db.session, Event(CUSTOMER_UPDATED, {"customer": customer_dict(customer)}))
+    db.session.commit()
+    return customer

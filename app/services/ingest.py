@@ -37,17 +37,22 @@ class IngestResult:
     created: bool  # False when the provider id was seen before (a retry): nothing new was stored
 
 
-def ingest(inbound: InboundMessage, channel: Channel) -> IngestResult:
-    """Store an inbound message in the right conversation of the right customer, exactly once."""
+def ingest(inbound: InboundMessage, channel: Channel, *, now: dt.datetime | None = None) -> IngestResult:
+    """Store an inbound message in the right conversation of the right customer, exactly once.
+
+    ``now`` is the clock routing and timestamps use (the current time unless a caller replays history).
+    """
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            return _ingest_once(inbound, channel)
+            # Optimistic first: redeliveries are rare, and the unique (channel, provider_id) constraint catches
+            # them at the insert; only a retry pays for looking the provider id up first.
+            return _ingest_once(inbound, channel, now or utcnow(), check_duplicate=attempt > 1)
         except IntegrityError:
-            # A concurrent ingest created the same customer/identity or stored the same provider id first.
+            # A redelivery, or a concurrent ingest that created the same customer/identity first.
             db.session.rollback()
             if attempt == MAX_ATTEMPTS:
                 raise
-            log.info("ingest retry %d after a concurrent insert (%s)", attempt, inbound.sender.value)
+            log.info("ingest retry %d after a conflicting insert (%s)", attempt, inbound.sender.value)
     raise AssertionError("unreachable")
 
 
@@ -57,18 +62,21 @@ def find_duplicate(channel_kind: str, provider_id: str | None) -> Message | None
     return db.session.scalar(select(Message).where(Message.channel == channel_kind, Message.provider_id == provider_id))
 
 
-def _ingest_once(inbound: InboundMessage, channel: Channel) -> IngestResult:
-    duplicate = find_duplicate(channel.kind, inbound.provider_id)
+def _ingest_once(inbound: InboundMessage, channel: Channel, now: dt.datetime, *, check_duplicate: bool) -> IngestResult:
+    duplicate = find_duplicate(channel.kind, inbound.provider_id) if check_duplicate else None
     if duplicate is not None:
         conversation = db.session.get_one(Conversation, duplicate.conversation_id)
         db.session.commit()
         return IngestResult(duplicate, conversation, conversation.customer, created=False)
 
-    now = utcnow()
     verified = bool(inbound.metadata.get("sender_verified", True))
     customer, identity, _ = find_or_create_customer(
         inbound.sender, name=inbound.sender_name, source=channel.kind, verified=verified
     )
+    if db.dialect == "postgresql":
+        # Two messages from one customer at once must not both start a conversation: routing runs one
+        # customer at a time. (SQLite's BEGIN IMMEDIATE already makes the whole ingest exclusive.)
+        db.session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
     customer.last_seen_at = now
     conversation, is_new = route(customer, channel, inbound.thread, inbound, now)
 
@@ -90,6 +98,7 @@ def _ingest_once(inbound: InboundMessage, channel: Channel) -> IngestResult:
         automated=inbound.automated,
         meta=dict(inbound.metadata),
         created_at=inbound.received_at or now,
+        attachments=[],  # known empty until added below: serialising it must not query for it
     )
     if inbound.raw is not None:
         message.raw_path = files.store_bytes(inbound.raw)
@@ -202,7 +211,9 @@ def _conversation_from_hints(customer: Customer, hints: ThreadHints) -> Conversa
             db.session.scalar(
                 select(Conversation)
                 .join(Message, Message.conversation_id == Conversation.id)
-                .where(Message.message_id_header.in_(message_ids))
+                # Only the sender's own threads: a reference to someone else's message (a reply-all) must
+                # not hide the reference to theirs.
+                .where(Message.message_id_header.in_(message_ids), Conversation.customer_id == customer.id)
                 .order_by(Message.id.desc())
                 .limit(1)
             )

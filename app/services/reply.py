@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from flask import current_app
 from sqlalchemy import select
@@ -59,8 +60,27 @@ def reply_channels(conversation: Conversation) -> list[str]:
     return [kind for kind in REPLY_CHANNELS if recipient_for(conversation, kind) is not None]
 
 
+# Channels that reach the customer only while they are connected (the chat widget). The channel's package
+# registers a check "is the customer there right now?"; when they are gone, the default reply goes by email
+# if we have an address and a mailbox, so an offline chat continues by email. An explicit channel choice still wins.
+_LIVE_CHECKS: dict[str, Callable[[Conversation], bool]] = {}
+
+
+def register_live_check(kind: str, check: Callable[[Conversation], bool]) -> None:
+    """Register how to tell whether a conversation's customer is reachable on ``kind`` right now."""
+    _LIVE_CHECKS[kind] = check
+
+
 def default_reply_channel(conversation: Conversation) -> str:
     last = REPLY_VIA.get(conversation.last_channel, conversation.last_channel)
+    check = _LIVE_CHECKS.get(last)
+    if (
+        check is not None
+        and not check(conversation)
+        and recipient_for(conversation, "email") is not None
+        and _channel_row(conversation, "email") is not None
+    ):
+        return "email"
     return last if last in REPLY_CHANNELS else "email"
 
 

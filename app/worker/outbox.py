@@ -105,6 +105,21 @@ def deliver(app: Flask, message_id: int) -> str:
     """Send one claimed message and record sent / queued-for-retry / failed; return the new status."""
     config: dict[str, Any] = app.config
     message = db.session.get_one(Message, message_id)
+    if message.direction != "out" or message.kind == "note":
+        # The loop guard: a private note or anything that came in from a channel is never sent anywhere.
+        log.error(
+            "message %s is not an outbound message (%s/%s); not sending it", message.id, message.direction, message.kind
+        )
+        message.delivery_status = "not_sent"
+        message.next_attempt_at = None
+        db.session.commit()
+        return message.delivery_status
+    if message.attempts > config["OUTBOX_MAX_ATTEMPTS"]:
+        # Claimed again after its lease ran out on the last allowed attempt: that sender died mid-send.
+        _record_failure(
+            message, f"gave up after {message.attempts - 1} attempts (the last one never finished)", False, config
+        )
+        return _finish(message)
     try:
         outbound = build_outbound(message)
         provider_id = get_connector(outbound.channel, config).send(outbound)
@@ -122,6 +137,11 @@ def deliver(app: Flask, message_id: int) -> str:
         message.sent_at = utcnow()
         message.next_attempt_at = None
         message.error = None
+    return _finish(message)
+
+
+def _finish(message: Message) -> str:
+    """Commit the outcome and tell the consoles (and the customer's widget) about it."""
     publish(
         db.session, Event(MESSAGE_UPDATED, {"message": message_dict(message)}, conversation_id=message.conversation_id)
     )

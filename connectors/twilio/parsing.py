@@ -54,6 +54,14 @@ def _phone_identity(value: str, default_region: str | None, field_name: str) -> 
         raise TwilioPayloadError(f"{field_name} {value!r} is not a phone number: {exc.reason}") from None
 
 
+def _normalized_number(value: str, default_region: str | None) -> str:
+    """Return ``value`` in E.164 when it is a phone number, else unchanged."""
+    try:
+        return Identity.parse("phone", value, default_region).value
+    except InvalidIdentity:
+        return value
+
+
 def plain_params(params: Mapping[str, Any]) -> dict[str, str]:
     """Return the parameters as a flat dict of first values (for metadata)."""
     return {str(key): _first(params, key) for key in params}
@@ -105,11 +113,8 @@ def parse_sms(params: Mapping[str, Any], default_region: str | None = None) -> I
     if not sid:
         raise TwilioPayloadError("MessageSid is missing")
     sender = _phone_identity(_first(params, "From"), default_region, "From")
-    recipient = _first(params, "To")
-    try:
-        recipient = Identity.parse("phone", recipient, default_region).value
-    except InvalidIdentity:
-        pass  # a short code or channel address; matched against the channel as given
+    # A short code or channel address stays as given and is matched against the channel that way.
+    recipient = _normalized_number(_first(params, "To"), default_region)
     body = _first(params, "Body")
     media = parse_media(params)
     metadata: dict[str, Any] = {
@@ -308,13 +313,10 @@ def call_to_inbound(event: CallEvent, default_region: str | None = None) -> Inbo
     call, so it never merges with anyone.
     """
     sender = caller_identity(event, default_region)
+    verified = sender is not None
     if sender is None:
         sender = Identity("external", f"twilio-withheld:{event.call_sid}")
-    to_number = event.to_number
-    try:
-        to_number = Identity.parse("phone", to_number, default_region).value
-    except InvalidIdentity:
-        pass
+    to_number = _normalized_number(event.to_number, default_region)
     return InboundMessage(
         channel="voice",
         sender=sender,
@@ -325,12 +327,13 @@ def call_to_inbound(event: CallEvent, default_region: str | None = None) -> Inbo
         kind="call",
         received_at=event.timestamp,
         metadata={
+            "sender_verified": verified,
             "twilio": {
                 "account_sid": event.account_sid,
                 "direction": event.direction,
                 "from": event.from_number,
                 "to": event.to_number,
                 "geo": {name: value for name in _GEO_FIELDS if (value := event.params.get(name))},
-            }
+            },
         },
     )

@@ -42,7 +42,9 @@ class RebasedHttpClient(TwilioHttpClient):
         host = parts.hostname or ""
         if host != "twilio.com" and not host.endswith(".twilio.com"):
             return url
-        return urlunsplit((self.base.scheme, self.base.netloc, self.base.path + parts.path, parts.query, parts.fragment))
+        return urlunsplit(
+            (self.base.scheme, self.base.netloc, self.base.path + parts.path, parts.query, parts.fragment)
+        )
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         return super().request(method, self.rebase(url), *args, **kwargs)
@@ -91,7 +93,10 @@ def twilio_client(settings: TwilioSettings) -> Client:
 def send_error(exc: Exception) -> SendError:
     """Classify a failure: throttling, Twilio outages and network trouble retry; refusals are permanent."""
     if isinstance(exc, TwilioRestException):
-        detail = describe_error(exc.code, exc.msg) if exc.code else f"Twilio refused the request (HTTP {exc.status}): {exc.msg}"
+        text = str(exc.msg or "").removeprefix("Unable to create record: ")
+        detail = (
+            describe_error(exc.code, text) if exc.code else f"Twilio refused the request (HTTP {exc.status}): {text}"
+        )
         if exc.status == 429 or exc.status >= 500 or exc.code == 20429:
             return RetryableSendError(detail or "Twilio is unavailable")
         return PermanentSendError(detail or f"Twilio refused the request (HTTP {exc.status})")
@@ -123,13 +128,18 @@ class TwilioSmsConnector:
         if len(text) > MAX_SMS_CHARS:
             raise PermanentSendError(f"an SMS can hold at most {MAX_SMS_CHARS} characters, this one has {len(text)}")
         service_sid = (message.settings or {}).get("messaging_service_sid")
-        sender: dict[str, Any] = {"messaging_service_sid": service_sid} if service_sid else {"from_": message.channel_address}
+        sender: dict[str, Any] = (
+            {"messaging_service_sid": service_sid} if service_sid else {"from_": message.channel_address}
+        )
         client = twilio_client(self.settings)
         try:
             created = client.messages.create(
-                to=message.recipient.value, body=text, status_callback=self.urls.sms_status(message.message_id), **sender
+                to=message.recipient.value,
+                body=text,
+                status_callback=self.urls.sms_status(message.message_id),
+                **sender,
             )
-        except Exception as exc:  # noqa: BLE001 - every failure is classified for the outbox
+        except Exception as exc:
             raise send_error(exc) from exc
         if not created.sid:
             raise RetryableSendError("Twilio accepted the message but returned no sid")
@@ -171,7 +181,7 @@ class TwilioVoiceConnector:
                 status_callback_method="POST",
                 timeout=timeout,
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise send_error(exc) from exc
         return str(created.sid)
 
@@ -183,7 +193,12 @@ class FetchedMedia:
 
 
 def fetch_media(
-    settings: TwilioSettings, url: str, *, max_bytes: int, allowed_types: tuple[str, ...], timeout: float = REQUEST_TIMEOUT
+    settings: TwilioSettings,
+    url: str,
+    *,
+    max_bytes: int,
+    allowed_types: tuple[str, ...],
+    timeout: float = REQUEST_TIMEOUT,
 ) -> FetchedMedia:
     """Download one MMS media item with the account credentials, within type and size limits.
 

@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from twilio.request_validator import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
 __all__ = ["SIGNATURE_HEADER", "SIGNATURE_SETTINGS_HEADER", "compute_signature", "public_url", "validate_signature"]
 
@@ -27,7 +32,11 @@ def public_url(base: str, path: str, query_string: bytes | str = b"") -> str:
 
 
 def validate_signature(
-    auth_token: str, url: str, params: Mapping[str, Any] | None, signature: str | None, settings_header: str | None = None
+    auth_token: str,
+    url: str,
+    params: Mapping[str, Any] | None,
+    signature: str | None,
+    settings_header: str | None = None,
 ) -> bool:
     """Return whether ``signature`` is Twilio's signature of ``url`` + ``params`` under ``auth_token``.
 

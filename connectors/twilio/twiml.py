@@ -24,7 +24,9 @@ TEXTS = {
     "en": {
         "greeting": "Thank you for calling. Please hold while we connect you.",
         "closed": "Thank you for calling. We are closed right now.",
-        "voicemail": "We cannot take your call right now. Please leave a message after the tone, and we will call you back.",
+        "voicemail": (
+            "We cannot take your call right now. Please leave a message after the tone, and we will call you back."
+        ),
         "hold": "All our agents are busy. Please stay on the line.",
         "goodbye": "Thank you. Goodbye.",
         "no_message": "We did not hear a message. Goodbye.",
@@ -187,7 +189,9 @@ def _voicemail(response: VoiceResponse, settings: VoiceSettings, urls: WebhookUr
 
 def _enqueue(response: VoiceResponse, settings: VoiceSettings, urls: WebhookUrls) -> None:
     assert settings.queue
-    response.enqueue(settings.queue, action=urls.queue_action(), method="POST", wait_url=urls.queue_wait(), wait_url_method="POST")
+    response.enqueue(
+        settings.queue, action=urls.queue_action(), method="POST", wait_url=urls.queue_wait(), wait_url_method="POST"
+    )
 
 
 def incoming_call(
@@ -203,9 +207,14 @@ def incoming_call(
     reachable = [agent for agent in agents if agent.phone or agent.client_identity]
     if reachable:
         # answerOnBridge keeps the caller hearing ringing (not silence) until an agent picks up.
-        dial = response.dial(timeout=settings.ring_timeout, action=urls.dial_action(), method="POST", answer_on_bridge=True)
+        dial = response.dial(
+            timeout=settings.ring_timeout, action=urls.dial_action(), method="POST", answer_on_bridge=True
+        )
         for agent in reachable:
-            status = {"status_callback": urls.agent_status(agent.user_id), "status_callback_event": "answered completed"}
+            status = {
+                "status_callback": urls.agent_status(agent.user_id),
+                "status_callback_event": "answered completed",
+            }
             if agent.phone:
                 dial.number(agent.phone, status_callback_method="POST", **status)
             if agent.client_identity:
@@ -217,7 +226,9 @@ def incoming_call(
     return str(response)
 
 
-def after_dial(settings: VoiceSettings, urls: WebhookUrls, dial_call_status: str | None, *, tried_queue: bool = False) -> str:
+def after_dial(
+    settings: VoiceSettings, urls: WebhookUrls, dial_call_status: str | None, *, tried_queue: bool = False
+) -> str:
     """Continue after <Dial> ended: hang up when an agent talked, else queue (once) or voicemail."""
     response = VoiceResponse()
     if dial_call_status in ("completed", "answered"):
@@ -263,7 +274,9 @@ def bridge(settings: VoiceSettings, urls: WebhookUrls, customer_number: str, cal
     """Click-to-call, agent's leg answered: tell them, then dial the customer from the channel's number."""
     response = VoiceResponse()
     _say(response, settings, "connecting")
-    dial = response.dial(caller_id=caller_id, timeout=max(settings.ring_timeout, 20), action=urls.bridge_action(), method="POST")
+    dial = response.dial(
+        caller_id=caller_id, timeout=max(settings.ring_timeout, 20), action=urls.bridge_action(), method="POST"
+    )
     dial.number(
         customer_number,
         status_callback=urls.outbound_status(),
@@ -282,6 +295,14 @@ def after_bridge(settings: VoiceSettings, dial_call_status: str | None) -> str:
     return str(response)
 
 
+def not_in_service() -> str:
+    """Answer a call to a number no voice channel is configured for."""
+    response = VoiceResponse()
+    response.say("This number is not in service.", language="en-US")
+    response.hangup()
+    return str(response)
+
+
 def hangup() -> str:
     response = VoiceResponse()
     response.hangup()
@@ -292,6 +313,9 @@ def empty_voice() -> str:
     return str(VoiceResponse())
 
 
+_EMPTY_MESSAGING = str(MessagingResponse())
+
+
 def empty_messaging() -> str:
     """An SMS webhook answer that sends nothing back (replies go through the outbox)."""
-    return str(MessagingResponse())
+    return _EMPTY_MESSAGING

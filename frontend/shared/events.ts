@@ -11,6 +11,11 @@ export const ALERT_CREATED = 'alert.created'
 export const WRAPUP_REQUESTED = 'wrapup.requested'
 export const VIEWING = 'viewing'
 
+// What the console sends on /agent (handled by app/realtime/agent.py).
+export const CLIENT_VIEW = 'view'
+export const CLIENT_LEAVE = 'leave'
+export const CLIENT_TYPING = 'typing'
+
 export const AGENT_NAMESPACE = '/agent'
 export const WIDGET_NAMESPACE = '/widget'
 

@@ -59,6 +59,9 @@ export interface Customer extends CustomerSummary {
   identities?: Identity[]
   topics?: TopicCount[]
   conversations?: Conversation[]
+  merged_from?: number | null
+  merged_ids?: number[]
+  conversation_count?: number
 }
 
 export interface TopicCount {
@@ -73,7 +76,8 @@ export interface Conversation {
   number: number | null
   status: ConversationStatus
   subject: string | null
-  customer: CustomerSummary
+  /** A summary in lists and events; the whole customer (with identities) in the conversation detail. */
+  customer: CustomerSummary | Customer
   customer_id: number
   assignee_id: number | null
   team_id: number | null
@@ -93,6 +97,9 @@ export interface Conversation {
   last_message?: Pick<Message, 'text' | 'direction' | 'channel' | 'kind'> | null
   message_count?: number
   channels?: ChannelKind[]
+  /** Detail only: the channels a reply can go out on, and the one to preselect. */
+  reply_channels?: string[]
+  default_reply_channel?: string | null
 }
 
 export interface Attachment {
@@ -166,6 +173,31 @@ export interface Topic {
   parent_id: number | null
   colour: string
   archived: boolean
+  /** "Parent / Child" */
+  path?: string
+  /** Offered to agents: neither it nor its parent is archived. */
+  selectable?: boolean
+}
+
+export interface TopicRef {
+  id: number
+  name: string
+  colour: string
+  parent_id: number | null
+}
+
+export interface TopicSuggestion {
+  topic: TopicRef
+  path: string
+  score: number
+}
+
+/** What the wrap-up prompt shows (GET /conversations/ID/wrapup). */
+export interface WrapupInfo {
+  conversation_id: number
+  topic_required: boolean
+  topics: TopicRef[]
+  suggestions: TopicSuggestion[]
 }
 
 export interface CannedResponse {
@@ -177,15 +209,22 @@ export interface CannedResponse {
   updated_at: string | null
 }
 
+/** A topic spike: more conversations on a topic than expected in a time window (app/services/spikes.py). */
 export interface Alert {
   id: number
-  kind?: string
-  topic_id?: number | null
-  topic?: string | null
-  message?: string
-  created_at: string | null
-  acknowledged?: boolean
-  [key: string]: unknown
+  topic_id: number | null
+  topic: { id: number; name: string; parent_id: number | null; colour: string } | null
+  status: string
+  window_start: string | null
+  window_end: string | null
+  detected_at: string | null
+  ended_at: string | null
+  observed: number
+  expected: number
+  ratio: number | null
+  acknowledged_at: string | null
+  acknowledged_by_id: number | null
+  conversations_url?: string
 }
 
 export interface Page<T> {
@@ -207,14 +246,17 @@ export interface ApiErrorBody {
 export interface TypingEvent {
   conversation_id: number
   user_id: number
-  name?: string
+  author_name?: string
   typing: boolean
+  private?: boolean
 }
 
+/** One agent started or stopped looking at a conversation (sent to the others in its room). */
 export interface ViewingEvent {
   conversation_id: number
-  user_ids?: number[]
-  viewers?: { id: number; name: string }[]
+  user_id: number
+  name?: string
+  viewing: boolean
 }
 
 export interface PresenceEvent {
@@ -224,9 +266,12 @@ export interface PresenceEvent {
 }
 
 export interface WrapupEvent {
+  reason: 'call' | 'resolved' | string
   conversation_id: number
+  conversation_number?: number | null
   call_id?: number
   message_id?: number
+  duration?: number | null
 }
 
 export interface MergedEvent {

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 11:18:18.093461
+Create Date: 2026-11-23 12:02:51.821433
 """
 
 from collections.abc import Sequence
@@ -36,9 +36,50 @@ def upgrade() -> None:
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customers_merged_into_id'), ['merged_into_id'], unique=False)
 
+    op.create_table('report_daily',
+    sa.Column('dim', sa.String(length=8), nullable=False),
+    sa.Column('channel_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('key', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('conversations', sa.Integer(), nullable=False),
+    sa.Column('first_response', sa.LargeBinary(), nullable=False),
+    sa.Column('resolution', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('dim', 'channel_id', 'team_id', 'day', 'key', name=op.f('pk_report_daily'))
+    )
+    op.create_table('report_dirty_days',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_report_dirty_days'))
+    )
+    with op.batch_alter_table('report_dirty_days', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_report_dirty_days_day'), ['day'], unique=False)
+
+    op.create_table('report_hourly',
+    sa.Column('hour_start', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('dim', sa.String(length=8), nullable=False),
+    sa.Column('key', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('channel_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('conversations', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('hour_start', 'dim', 'key', 'channel_id', 'team_id', name=op.f('pk_report_hourly'))
+    )
+    with op.batch_alter_table('report_hourly', schema=None) as batch_op:
+        batch_op.create_index('ix_report_hourly_day', ['day'], unique=False)
+
+    op.create_table('report_state',
+    sa.Column('id', sa.SmallInteger(), autoincrement=False, nullable=False),
+    sa.Column('timezone', sa.String(length=64), nullable=False),
+    sa.Column('watermark', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('refreshed_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('rebuild', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_report_state'))
+    )
     op.create_table('teams',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('settings', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_teams')),
     sa.UniqueConstraint('name', name=op.f('uq_teams_name'))
@@ -71,6 +112,32 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
+    op.create_table('alerts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('topic_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('window_start', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_end', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('detected_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_evaluated_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('observed', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('expected', sa.Float(), nullable=False),
+    sa.Column('p_value', sa.Float(), nullable=False),
+    sa.Column('peak_observed', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('baseline_windows', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('calm_evaluations', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('acknowledged_at', app.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('acknowledged_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.ForeignKeyConstraint(['acknowledged_by_id'], ['users.id'], name=op.f('fk_alerts_acknowledged_by_id_users')),
+    sa.ForeignKeyConstraint(['topic_id'], ['topics.id'], name=op.f('fk_alerts_topic_id_topics')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alerts'))
+    )
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.create_index('ix_alerts_detected', ['detected_at', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alerts_topic_id'), ['topic_id'], unique=False)
+        batch_op.create_index('uq_alerts_open_topic', ['topic_id'], unique=True, sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
+
     op.create_table('audit_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('actor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -164,6 +231,7 @@ def upgrade() -> None:
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.create_index('ix_conversations_activity', ['last_activity_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversations_assignee_id'), ['assignee_id'], unique=False)
+        batch_op.create_index('ix_conversations_created', ['created_at'], unique=False)
         batch_op.create_index('ix_conversations_customer_status', ['customer_id', 'status'], unique=False)
         batch_op.create_index('ix_conversations_status_activity', ['status', 'last_activity_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversations_team_id'), ['team_id'], unique=False)
@@ -179,6 +247,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('conversation_id', 'topic_id', name=op.f('pk_conversation_topics'))
     )
     with op.batch_alter_table('conversation_topics', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_conversation_topics_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversation_topics_topic_id'), ['topic_id'], unique=False)
 
     op.create_table('messages',
@@ -235,6 +304,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('attachments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_attachments_message_id'), ['message_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_attachments_sha256'), ['sha256'], unique=False)
 
     op.create_table('calls',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -268,6 +338,7 @@ def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table('calls')
     with op.batch_alter_table('attachments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attachments_sha256'))
         batch_op.drop_index(batch_op.f('ix_attachments_message_id'))
 
     op.drop_table('attachments')
@@ -280,12 +351,14 @@ def downgrade() -> None:
     op.drop_table('messages')
     with op.batch_alter_table('conversation_topics', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_conversation_topics_topic_id'))
+        batch_op.drop_index(batch_op.f('ix_conversation_topics_created_at'))
 
     op.drop_table('conversation_topics')
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_conversations_team_id'))
         batch_op.drop_index('ix_conversations_status_activity')
         batch_op.drop_index('ix_conversations_customer_status')
+        batch_op.drop_index('ix_conversations_created')
         batch_op.drop_index(batch_op.f('ix_conversations_assignee_id'))
         batch_op.drop_index('ix_conversations_activity')
 
@@ -301,9 +374,25 @@ def downgrade() -> None:
         batch_op.drop_index('ix_audit_log_target')
 
     op.drop_table('audit_log')
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.drop_index('uq_alerts_open_topic', sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
+        batch_op.drop_index(batch_op.f('ix_alerts_topic_id'))
+        batch_op.drop_index('ix_alerts_detected')
+
+    op.drop_table('alerts')
     op.drop_table('users')
     op.drop_table('topics')
     op.drop_table('teams')
+    op.drop_table('report_state')
+    with op.batch_alter_table('report_hourly', schema=None) as batch_op:
+        batch_op.drop_index('ix_report_hourly_day')
+
+    op.drop_table('report_hourly')
+    with op.batch_alter_table('report_dirty_days', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_report_dirty_days_day'))
+
+    op.drop_table('report_dirty_days')
+    op.drop_table('report_daily')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customers_merged_into_id'))
 

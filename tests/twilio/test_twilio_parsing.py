@@ -9,8 +9,15 @@ from twilio_helpers import form, load_payload, payload_names
 
 from connectors.base import Identity
 from connectors.twilio.parsing import (
-    TwilioPayloadError, call_to_inbound, caller_identity, describe_error, opt_keyword, parse_call, parse_media,
-    parse_sms, parse_sms_status,
+    TwilioPayloadError,
+    call_to_inbound,
+    caller_identity,
+    describe_error,
+    opt_keyword,
+    parse_call,
+    parse_media,
+    parse_sms,
+    parse_sms_status,
 )
 
 
@@ -38,7 +45,7 @@ def test_incoming_sms_becomes_inbound_message() -> None:
 
 def test_polish_sms_text_survives_intact() -> None:
     message = parse_sms(_params("sms_incoming_polish_utf8"))
-    assert message.text == "Dzień dobry, zamówienie nr 123 nie dotarło. Proszę o pomoc – Łukasz"
+    assert message.text == "Dzień dobry, zamówienie nr 123 nie dotarło. Proszę o pomoc – Łukasz"  # noqa: RUF001 - real Polish punctuation
 
 
 def test_mms_media_are_listed_for_the_worker_not_fetched() -> None:
@@ -54,9 +61,16 @@ def test_mms_media_are_listed_for_the_worker_not_fetched() -> None:
 
 
 def test_media_indexes_are_zero_based_and_capped() -> None:
-    params = {"NumMedia": "3", "MediaUrl0": "https://api.twilio.com/a", "MediaContentType0": "image/png",
-              "MediaUrl1": "https://api.twilio.com/b", "MediaContentType1": "video/mp4",
-              "MediaUrl2": "https://api.twilio.com/c", "MediaContentType2": "text/vcard", "MediaUrl3": "https://ignored"}
+    params = {
+        "NumMedia": "3",
+        "MediaUrl0": "https://api.twilio.com/a",
+        "MediaContentType0": "image/png",
+        "MediaUrl1": "https://api.twilio.com/b",
+        "MediaContentType1": "video/mp4",
+        "MediaUrl2": "https://api.twilio.com/c",
+        "MediaContentType2": "text/vcard",
+        "MediaUrl3": "https://ignored",
+    }
     assert [item.url[-1] for item in parse_media(params)] == ["a", "b", "c"]
     assert parse_media({"NumMedia": "x"}) == []
 
@@ -75,9 +89,22 @@ def test_local_sender_number_is_normalised_with_default_region() -> None:
 
 @pytest.mark.parametrize(
     ("body", "expected"),
-    [("STOP", "stop"), (" stop ", "stop"), ("Unsubscribe", "stop"), ("STOPALL", "stop"), ("cancel.", "stop"),
-     ("START", "start"), ("unstop", "start"), ("yes", "start"), ("HELP", "help"), ("info", "help"),
-     ("please stop sending", None), ("Stop it!", None), ("", None), ("Ahoy", None)],
+    [
+        ("STOP", "stop"),
+        (" stop ", "stop"),
+        ("Unsubscribe", "stop"),
+        ("STOPALL", "stop"),
+        ("cancel.", "stop"),
+        ("START", "start"),
+        ("unstop", "start"),
+        ("yes", "start"),
+        ("HELP", "help"),
+        ("info", "help"),
+        ("please stop sending", None),
+        ("Stop it!", None),
+        ("", None),
+        ("Ahoy", None),
+    ],
 )
 def test_opt_keywords_match_the_whole_message(body: str, expected: str | None) -> None:
     assert opt_keyword(body) == expected
@@ -86,7 +113,9 @@ def test_opt_keywords_match_the_whole_message(body: str, expected: str | None) -
 def test_advanced_opt_out_verdict_wins() -> None:
     assert opt_keyword("arret", "STOP") == "stop"
     assert opt_keyword("STOP", "START") == "start"
-    message = parse_sms({"MessageSid": "SM1", "From": "+14017122661", "To": "+15558675310", "Body": "Stop", "OptOutType": "STOP"})
+    message = parse_sms(
+        {"MessageSid": "SM1", "From": "+14017122661", "To": "+15558675310", "Body": "Stop", "OptOutType": "STOP"}
+    )
     assert message.metadata["opt_keyword"] == "stop"
 
 
@@ -95,7 +124,8 @@ def test_status_callback_sent() -> None:
     assert status.message_sid == "SM1342fe1b2c904d1ab04f0fc7a58abca9"
     assert status.twilio_status == "sent"
     assert status.delivery_status == "sent"
-    assert status.error_code is None and status.error is None
+    assert status.error_code is None
+    assert status.error is None
 
 
 def test_status_callback_undelivered_carries_error_code() -> None:
@@ -123,8 +153,13 @@ def test_incoming_call_payload() -> None:
     assert message.provider_id == event.call_sid
     assert message.sender == Identity("phone", "+14158675310")
     assert message.recipient == "+18005551212"
-    assert message.metadata["twilio"]["geo"] == {"FromCity": "SAN FRANCISCO", "FromState": "CA", "FromZip": "94103",
-                                                 "FromCountry": "US", "ToCountry": "US"}
+    assert message.metadata["twilio"]["geo"] == {
+        "FromCity": "SAN FRANCISCO",
+        "FromState": "CA",
+        "FromZip": "94103",
+        "FromCountry": "US",
+        "ToCountry": "US",
+    }
 
 
 def test_withheld_caller_gets_a_call_scoped_identity() -> None:

@@ -10,7 +10,12 @@ from twilio_standin import TwilioStandIn
 
 from connectors.base import Attachment, Identity, OutboundMessage, PermanentSendError, RetryableSendError
 from connectors.twilio.rest import (
-    TwilioSettings, TwilioSmsConnector, TwilioVoiceConnector, fetch_media, twilio_client, type_allowed,
+    TwilioSettings,
+    TwilioSmsConnector,
+    TwilioVoiceConnector,
+    fetch_media,
+    twilio_client,
+    type_allowed,
 )
 
 
@@ -19,17 +24,22 @@ def _settings(standin: TwilioStandIn) -> TwilioSettings:
 
 
 def _message(**overrides) -> OutboundMessage:
-    values = dict(
-        message_id=42, channel="sms", channel_address="+15558675310", recipient=Identity("phone", "+14017122661"),
-        recipient_name=None, text="Your parcel left the warehouse.",
-    )
+    values = {
+        "message_id": 42,
+        "channel": "sms",
+        "channel_address": "+15558675310",
+        "recipient": Identity("phone", "+14017122661"),
+        "recipient_name": None,
+        "text": "Your parcel left the warehouse.",
+    }
     values.update(overrides)
     return OutboundMessage(**values)
 
 
 def test_sms_send_is_the_exact_messages_api_request(standin: TwilioStandIn) -> None:
     sid = TwilioSmsConnector(_settings(standin)).send(_message())
-    assert sid.startswith("SM") and len(sid) == 34
+    assert sid.startswith("SM")
+    assert len(sid) == 34
     (request,) = standin.requests
     assert request.method == "POST"
     assert request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
@@ -39,15 +49,17 @@ def test_sms_send_is_the_exact_messages_api_request(standin: TwilioStandIn) -> N
         "Body": ["Your parcel left the warehouse."],
         "StatusCallback": ["https://desk.example.com/webhooks/twilio/sms/status?m=42"],
     }
-    assert request.headers["Authorization"] == "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    assert (
+        request.headers["Authorization"] == "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    )
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert request.headers["User-Agent"].startswith("twilio-python/9.13.0")
     assert request.headers["Accept"] == "application/json"
 
 
 def test_polish_text_is_sent_as_utf8(standin: TwilioStandIn) -> None:
-    TwilioSmsConnector(_settings(standin)).send(_message(text="Zamówienie wysłane – dziękujemy!"))
-    assert standin.requests[0].field("Body") == "Zamówienie wysłane – dziękujemy!"
+    TwilioSmsConnector(_settings(standin)).send(_message(text="Zamówienie wysłane – dziękujemy!"))  # noqa: RUF001 - real Polish punctuation
+    assert standin.requests[0].field("Body") == "Zamówienie wysłane – dziękujemy!"  # noqa: RUF001 - real Polish punctuation
     assert b"Zam%C3%B3wienie" in standin.requests[0].body
 
 
@@ -106,8 +118,11 @@ def test_unsendable_messages_never_reach_twilio(standin: TwilioStandIn) -> None:
 
 def test_click_to_call_is_the_exact_calls_api_request(standin: TwilioStandIn) -> None:
     sid = TwilioVoiceConnector(_settings(standin)).place_call(
-        from_number="+15558675310", agent_endpoint="+48601234567", customer_number="+14017122661",
-        conversation_id=12, agent_id=3,
+        from_number="+15558675310",
+        agent_endpoint="+48601234567",
+        customer_number="+14017122661",
+        conversation_id=12,
+        agent_id=3,
     )
     assert sid.startswith("CA")
     (request,) = standin.requests
@@ -135,19 +150,26 @@ def test_media_download_follows_twilio_redirect_without_leaking_credentials(stan
     assert media == type(media)("image/jpeg", b"\xff\xd8jpeg")
     first, second = standin.requests
     assert first.headers["Authorization"].startswith("Basic ")
-    assert second.path.startswith("/storage/") and "Authorization" not in second.headers
+    assert second.path.startswith("/storage/")
+    assert "Authorization" not in second.headers
 
 
 def test_media_limits(standin: TwilioStandIn) -> None:
-    url = standin.add_media(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM1/Media/ME2", "application/x-msdownload", b"MZ")
+    url = standin.add_media(
+        f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM1/Media/ME2", "application/x-msdownload", b"MZ"
+    )
     with pytest.raises(PermanentSendError, match="not accepted"):
         fetch_media(_settings(standin), url, max_bytes=1024, allowed_types=("image/*",))
     big = standin.add_media(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM1/Media/ME3", "image/png", b"x" * 5000)
     with pytest.raises(PermanentSendError, match="limit"):
         fetch_media(_settings(standin), big, max_bytes=4096, allowed_types=("image/*",))
     with pytest.raises(PermanentSendError, match="no longer exists"):
-        fetch_media(_settings(standin), f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Media/none",
-                    max_bytes=10, allowed_types=("image/*",))
+        fetch_media(
+            _settings(standin),
+            f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Media/none",
+            max_bytes=10,
+            allowed_types=("image/*",),
+        )
     with pytest.raises(PermanentSendError, match="non-Twilio"):
         fetch_media(_settings(standin), "http://169.254.169.254/latest", max_bytes=10, allowed_types=("image/*",))
 

@@ -58,7 +58,11 @@ def test_remaining_counts_down_in_the_last_part() -> None:
     assert count_segments("a" * 10).remaining == 150
     assert count_segments("a" * 161).remaining == 153 - 8
     assert count_segments("").as_dict() == {
-        "encoding": "GSM-7", "segments": 0, "units": 0, "remaining": 160, "non_gsm_characters": [],
+        "encoding": "GSM-7",
+        "segments": 0,
+        "units": 0,
+        "remaining": 160,
+        "non_gsm_characters": [],
     }
 
 

@@ -36,14 +36,16 @@ def test_official_vectors_validate() -> None:
 
 def test_docs_worked_example_string_to_sign() -> None:
     vector = _vectors()["vectors"][-1]
-    from twilio.request_validator import RequestValidator
-
     import base64
     import hashlib
     import hmac
 
+    from twilio.request_validator import RequestValidator
+
     expected = base64.b64encode(hmac.new(b"12345", vector["string_to_sign"].encode(), hashlib.sha1).digest()).decode()
-    assert expected == vector["signature"] == RequestValidator("12345").compute_signature(vector["url"], vector["params"])
+    assert (
+        expected == vector["signature"] == RequestValidator("12345").compute_signature(vector["url"], vector["params"])
+    )
 
 
 def test_duplicate_keys_need_every_value() -> None:
@@ -96,13 +98,17 @@ def test_polish_utf8_body_is_signed_over_utf8_bytes() -> None:
 
 
 def test_public_url_rebuilds_what_twilio_signed() -> None:
-    assert public_url("https://help.example.com", "/webhooks/twilio/sms") == "https://help.example.com/webhooks/twilio/sms"
+    assert (
+        public_url("https://help.example.com", "/webhooks/twilio/sms") == "https://help.example.com/webhooks/twilio/sms"
+    )
     assert public_url("https://help.example.com/", "/x", b"") == "https://help.example.com/x"
     assert public_url("https://help.example.com", "/webhooks/twilio/sms/status", b"m=12") == (
         "https://help.example.com/webhooks/twilio/sms/status?m=12"
     )
     # A path prefix in PUBLIC_URL, whether or not the proxy strips it before the app sees the path.
     assert public_url("https://ex.com/desk", "/webhooks/twilio/voice") == "https://ex.com/desk/webhooks/twilio/voice"
-    assert public_url("https://ex.com/desk", "/desk/webhooks/twilio/voice") == "https://ex.com/desk/webhooks/twilio/voice"
+    assert (
+        public_url("https://ex.com/desk", "/desk/webhooks/twilio/voice") == "https://ex.com/desk/webhooks/twilio/voice"
+    )
     # The raw query is kept byte for byte (Twilio signs the URL exactly as configured).
     assert public_url("https://ex.com", "/v", b"to=%2B48601234567&a=1") == "https://ex.com/v?to=%2B48601234567&a=1"

@@ -6,8 +6,17 @@ import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, urlsplit
 
 from connectors.twilio.twiml import (
-    AgentEndpoint, VoiceSettings, WebhookUrls, after_bridge, after_dial, after_queue, after_recording, bridge,
-    empty_messaging, incoming_call, queue_wait,
+    AgentEndpoint,
+    VoiceSettings,
+    WebhookUrls,
+    after_bridge,
+    after_dial,
+    after_queue,
+    after_recording,
+    bridge,
+    empty_messaging,
+    incoming_call,
+    queue_wait,
 )
 
 URLS = WebhookUrls("https://desk.example.com")
@@ -25,8 +34,12 @@ def _tags(root: ET.Element) -> list[str]:
 
 
 def test_open_line_rings_every_available_agent_phone_and_client() -> None:
-    agents = [AgentEndpoint(1, phone="+48601234567"), AgentEndpoint(2, client_identity="anna"),
-              AgentEndpoint(3, phone="+48601234568", client_identity="bob"), AgentEndpoint(4)]
+    agents = [
+        AgentEndpoint(1, phone="+48601234567"),
+        AgentEndpoint(2, client_identity="anna"),
+        AgentEndpoint(3, phone="+48601234568", client_identity="bob"),
+        AgentEndpoint(4),
+    ]
     root = _xml(incoming_call(VoiceSettings(ring_timeout=25), URLS, open_now=True, agents=agents))
     assert _tags(root) == ["Say", "Dial"]
     say, dial = root
@@ -136,7 +149,9 @@ def test_click_to_call_bridge_dials_customer_from_channel_number() -> None:
 
 
 def test_settings_are_clamped_and_defaulted() -> None:
-    settings = VoiceSettings.from_settings({"language": "de", "ring_timeout": "9999", "queue_timeout": "x", "voicemail_max_length": 1})
+    settings = VoiceSettings.from_settings(
+        {"language": "de", "ring_timeout": "9999", "queue_timeout": "x", "voicemail_max_length": 1}
+    )
     assert settings.language == "en"
     assert settings.ring_timeout == 600
     assert settings.queue_timeout == 120

@@ -15,6 +15,9 @@ from connectors.twilio.signature import compute_signature
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "twilio"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "12345"  # the corpus payloads are signed with the official vectors' token
+PUBLIC_URL = "https://helpdesk.example.com"
+SHOP_SMS = "+15558675310"  # the corpus payloads' To number
+SHOP_VOICE = "+18005551212"
 
 
 def corpus_dir() -> Path:

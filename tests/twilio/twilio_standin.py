@@ -70,11 +70,19 @@ class TwilioStandIn:
     def fail_next(self, status: int, code: int, message: str) -> None:
         """Answer the next API call with Twilio's error body instead of success."""
         self.scripted.append(
-            Scripted(status, {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status})
+            Scripted(
+                status,
+                {
+                    "code": code,
+                    "message": message,
+                    "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                    "status": status,
+                },
+            )
         )
 
     def add_media(self, path: str, content_type: str, data: bytes) -> str:
-        """Serve ``data`` at ``path`` (e.g. /2010-04-01/Accounts/AC…/Messages/MM…/Media/ME…); return the public-style URL."""
+        """Serve ``data`` at ``path`` (/2010-04-01/Accounts/AC…/Messages/MM…/Media/ME…); return Twilio's URL for it."""
         self.media[path] = Media(content_type, data)
         return f"https://api.twilio.com{path}"
 
@@ -97,13 +105,19 @@ class TwilioStandIn:
                 parts = urlsplit(self.path)
                 form = parse_qs(body.decode("utf-8"), keep_blank_values=True) if body else {}
                 recorded = RecordedRequest(
-                    self.command, parts.path, parse_qs(parts.query), {k: v for k, v in self.headers.items()}, body, form
+                    self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body, form
                 )
                 with standin.lock:
                     standin.requests.append(recorded)
                 return recorded
 
-            def _send(self, status: int, payload: bytes, content_type: str = "application/json", extra: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                payload: bytes,
+                content_type: str = "application/json",
+                extra: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
@@ -119,7 +133,7 @@ class TwilioStandIn:
                 expected = "Basic " + base64.b64encode(f"{standin.account_sid}:{standin.auth_token}".encode()).decode()
                 return self.headers.get("Authorization") == expected
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 recorded = self._record()
                 if recorded.path.startswith("/storage/"):
                     media = standin.media.get(recorded.path.removeprefix("/storage"))
@@ -132,11 +146,13 @@ class TwilioStandIn:
                     self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
                     return
                 if recorded.path in standin.media:
-                    self._send(307, b"", extra={"Location": f"{standin.base_url}/storage{recorded.path}"})
+                    # Another host name, as Twilio's storage is: a client must drop the credentials on the way.
+                    storage = standin.base_url.replace("127.0.0.1", "localhost")
+                    self._send(307, b"", extra={"Location": f"{storage}/storage{recorded.path}"})
                     return
                 self._json(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 recorded = self._record()
                 if not self._authorised():
                     self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
@@ -172,7 +188,9 @@ class TwilioStandIn:
                         "date_created": "Mon, 01 Jan 2024 12:00:00 +0000",
                         "date_updated": "Mon, 01 Jan 2024 12:00:00 +0000",
                         "date_sent": None,
-                        "subresource_uris": {"media": f"/2010-04-01/Accounts/{standin.account_sid}/Messages/{sid}/Media.json"},
+                        "subresource_uris": {
+                            "media": f"/2010-04-01/Accounts/{standin.account_sid}/Messages/{sid}/Media.json"
+                        },
                     }
                 else:
                     sid = fake_sid("CA")
@@ -192,7 +210,7 @@ class TwilioStandIn:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="twilio-standin", daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), name="twilio-standin", daemon=True).start()
         return self
 
     def stop(self) -> None:

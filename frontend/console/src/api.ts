@@ -2,6 +2,7 @@
 import { Http } from '@shared/http'
 import type {
   Alert,
+  Call,
   CannedResponse,
   Channel,
   Conversation,
@@ -14,7 +15,10 @@ import type {
   Page,
   Team,
   Topic,
+  TopicRef,
+  TopicSuggestion,
   User,
+  WrapupInfo,
 } from '@shared/types'
 
 export const http = new Http('/api/v1')
@@ -49,18 +53,46 @@ export interface ReportQuery {
   channel?: string
 }
 
-export interface ReportSeries {
-  topic_id: number | null
-  topic: string
-  colour?: string
-  points: { t: string; count: number }[]
+export interface DurationSummary {
+  count: number
+  median_seconds: number | null
+  p90_seconds: number | null
 }
 
+export interface DurationRow {
+  conversations: number
+  first_response: DurationSummary
+  resolution: DurationSummary
+}
+
+export interface ReportTopicRow {
+  id: number | null
+  name: string
+  parent_id: number | null
+  colour: string
+  archived: boolean
+  counts: number[]
+  total: number
+  previous_total: number
+  change: number | null
+}
+
+/** GET /reports/topics (app/services/reports.py): buckets in the organisation's time zone. */
 export interface TopicReport {
-  interval: string
-  buckets?: string[]
-  series?: ReportSeries[]
-  [key: string]: unknown
+  from: string
+  to: string
+  interval: 'hour' | 'day' | 'week'
+  timezone: string
+  buckets: string[]
+  totals: { counts: number[]; total: number; previous_total: number; change: number | null }
+  topics: ReportTopicRow[]
+  movers?: { topic_id: number; name: string; colour: string; total: number; previous_total: number; delta: number }[]
+  times?: {
+    overall: DurationRow
+    by_topic: (DurationRow & { topic_id: number | null; name: string })[]
+    by_channel: (DurationRow & { channel_id?: number | null; name?: string; kind?: string })[]
+    by_agent: (DurationRow & { agent_id: number | null; name: string })[]
+  }
 }
 
 type Items<T> = { items: T[] }
@@ -89,14 +121,22 @@ export const api = {
   conversation: (id: number) => http.get<Conversation>(`/conversations/${id}`),
   patchConversation: (id: number, patch: ConversationPatch) =>
     http.patch<Conversation>(`/conversations/${id}`, patch),
-  messages: (id: number, cursor?: string | null) =>
-    http.get<Page<Message>>(`/conversations/${id}/messages`, { cursor: cursor ?? undefined }),
+  /** Oldest first; ``next_cursor`` continues forward in time. */
+  messages: (id: number, cursor?: string | null, limit = 200) =>
+    http.get<Page<Message>>(`/conversations/${id}/messages`, { cursor: cursor ?? undefined, limit }),
   sendMessage: (id: number, message: NewMessage) => http.post<Message>(`/conversations/${id}/messages`, message),
+  /** Click-to-call: Twilio rings the agent's phone, then bridges to the customer. */
+  call: (id: number) => http.post<{ call: Call; message: Message }>(`/conversations/${id}/calls`, {}),
   setTopics: (id: number, topicIds: number[]) =>
-    http.put<Conversation>(`/conversations/${id}/topics`, { topic_ids: topicIds }),
+    http.put<{ topic_ids: number[]; topics: TopicRef[] }>(`/conversations/${id}/topics`, { topic_ids: topicIds }),
+  wrapup: (id: number) => http.get<WrapupInfo>(`/conversations/${id}/wrapup`),
+  topicSuggestions: async (id: number) =>
+    (await http.get<{ items: TopicSuggestion[] }>(`/conversations/${id}/topic-suggestions`)).items,
 
   customers: async (q: string) => list(await http.get<Items<Customer>>('/customers', { q })),
   customer: (id: number) => http.get<Customer>(`/customers/${id}`),
+  customerConversations: (id: number, cursor?: string | null, limit = 100) =>
+    http.get<Page<Conversation>>(`/customers/${id}/conversations`, { cursor: cursor ?? undefined, limit }),
   timeline: (id: number, cursor?: string | null) =>
     http.get<Page<Message>>(`/customers/${id}/timeline`, { cursor: cursor ?? undefined }),
   addIdentity: (id: number, kind: IdentityKind, value: string) =>
@@ -114,6 +154,7 @@ export const api = {
   createUser: (user: { email: string; name: string; password: string; role: string; team_ids?: number[] }) =>
     http.post<User>('/users', user),
   patchUser: (id: number, patch: Partial<User> & { password?: string }) => http.patch<User>(`/users/${id}`, patch),
+  patchMe: (patch: { name?: string; locale?: string; available?: boolean }) => http.patch<User>('/me', patch),
   teams: async () => list(await http.get<Items<Team> | Team[]>('/teams')),
   createTeam: (team: { name: string; member_ids?: number[] }) => http.post<Team>('/teams', team),
   channels: async () => list(await http.get<Items<Channel> | Channel[]>('/channels')),
@@ -130,6 +171,7 @@ export const api = {
 
   topicReport: (query: ReportQuery) => http.get<TopicReport>('/reports/topics', { ...query }),
   alerts: async () => list(await http.get<Items<Alert> | Alert[]>('/alerts')),
+  acknowledgeAlert: (id: number) => http.post<Alert>(`/alerts/${id}/acknowledge`),
 }
 
 export type Api = typeof api

@@ -144,9 +144,13 @@ export function splitQuotedText(text: string): { main: string; quoted: string | 
     const restIsQuote =
       line.startsWith('>') && lines.slice(index).every((rest) => rest.startsWith('>') || rest.trim() === '')
     if (isAttribution || restIsQuote) {
-      const main = lines.slice(0, index).join('\n').trimEnd()
-      if (!main.trim()) break
-      return { main, quoted: lines.slice(index).join('\n') }
+      const head = lines.slice(0, index)
+      // Only fold when something new was written above the quote.
+      const wroteSomething = head.some(
+        (rest) => rest.trim() !== '' && !rest.startsWith('>') && !ATTRIBUTION.some((pattern) => pattern.test(rest.trim())),
+      )
+      if (!wroteSomething) break
+      return { main: head.join('\n').trimEnd(), quoted: lines.slice(index).join('\n') }
     }
   }
   return { main: text, quoted: null }

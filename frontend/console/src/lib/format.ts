@@ -1,4 +1,22 @@
 // Formatting helpers that need no component: durations, file sizes, names, relative times.
+// Intl formatters are costly to build (tenths of a millisecond each) and rows format dates on every
+// render while the agent scrolls, so each locale/options pair is built once and reused.
+
+const dateFormats = new Map<string, Intl.DateTimeFormat>()
+
+export function dateFormat(locale: string, options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
+  const key = `${locale}|${JSON.stringify(options)}`
+  let format = dateFormats.get(key)
+  if (!format) {
+    format = new Intl.DateTimeFormat(locale, options)
+    dateFormats.set(key, format)
+  }
+  return format
+}
+
+const TIME: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit' }
+const DAY: Intl.DateTimeFormatOptions = { day: 'numeric', month: 'short' }
+const FULL: Intl.DateTimeFormatOptions = { dateStyle: 'medium', timeStyle: 'short' }
 
 /** "1:05" or "1:02:03" for a call duration in seconds. */
 export function formatDuration(seconds: number | null | undefined): string {
@@ -63,14 +81,12 @@ export function relativeTime(iso: string | null | undefined, locale: string, now
 export function shortStamp(iso: string | null | undefined, locale: string, now: Date = new Date()): string {
   if (!iso) return ''
   const date = new Date(iso)
-  const sameDay = date.toDateString() === now.toDateString()
-  return new Intl.DateTimeFormat(
-    locale,
-    sameDay ? { hour: '2-digit', minute: '2-digit' } : { day: 'numeric', month: 'short' },
-  ).format(date)
+  const sameDay =
+    date.getFullYear() === now.getFullYear() && date.getMonth() === now.getMonth() && date.getDate() === now.getDate()
+  return dateFormat(locale, sameDay ? TIME : DAY).format(date)
 }
 
 export function fullStamp(iso: string | null | undefined, locale: string): string {
   if (!iso) return ''
-  return new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(iso))
+  return dateFormat(locale, FULL).format(new Date(iso))
 }

@@ -17,17 +17,25 @@ export const useDirectoryStore = defineStore('directory', () => {
   const userById = computed(() => new Map(users.value.map((user) => [user.id, user])))
   const teamById = computed(() => new Map(teams.value.map((team) => [team.id, team])))
   const topicById = computed(() => new Map(topics.value.map((topic) => [topic.id, topic])))
-  const activeTopics = computed(() => topics.value.filter((topic) => !topic.archived))
+  const activeTopics = computed(() => topics.value.filter((topic) => topic.selectable ?? !topic.archived))
   const activeUsers = computed(() => users.value.filter((user) => user.active))
+
+  // Names learnt from events, for colleagues not (yet) in the user list.
+  const knownNames = ref<Record<number, string>>({})
 
   function userName(id: number | null | undefined): string {
     if (id === null || id === undefined) return ''
-    return userById.value.get(id)?.name ?? `#${id}`
+    return userById.value.get(id)?.name ?? knownNames.value[id] ?? `#${id}`
+  }
+
+  function rememberName(id: number, name: string): void {
+    if (knownNames.value[id] !== name) knownNames.value = { ...knownNames.value, [id]: name }
   }
 
   function topicLabel(id: number): string {
     const topic = topicById.value.get(id)
     if (!topic) return `#${id}`
+    if (topic.path) return topic.path.replace(' / ', ' › ')
     const parent = topic.parent_id ? topicById.value.get(topic.parent_id) : undefined
     return parent ? `${parent.name} › ${topic.name}` : topic.name
   }
@@ -78,6 +86,7 @@ export const useDirectoryStore = defineStore('directory', () => {
     activeTopics,
     activeUsers,
     userName,
+    rememberName,
     topicLabel,
     load,
     reloadCanned,

@@ -15,7 +15,9 @@ export interface InboxFilters {
   q: string
 }
 
+// A small first page paints fast; later pages are bigger so scrolling through thousands needs few requests.
 export const PAGE_SIZE = 50
+export const MORE_PAGE_SIZE = 200
 const UNREAD_KEY = 'switchboard.unread'
 
 function loadUnread(): Record<number, number> {
@@ -46,6 +48,9 @@ export const useInboxStore = defineStore('inbox', () => {
   // performance.now() when the last first page arrived from the API; the list records when it painted.
   const answeredAt = ref(0)
   let generation = 0
+  // message.created arrives before conversation.created for a new conversation; keep the message
+  // so the row that follows can show its preview.
+  const recentMessages = new Map<number, Message>()
 
   const unreadTotal = computed(() => Object.values(unread.value).reduce((sum, count) => sum + count, 0))
   const selectedIndex = computed(() => items.value.findIndex((row) => row.id === selectedId.value))
@@ -113,7 +118,7 @@ export const useInboxStore = defineStore('inbox', () => {
     const mine = generation
     loadingMore.value = true
     try {
-      const page = await api.conversations(query(), nextCursor.value, PAGE_SIZE)
+      const page = await api.conversations(query(), nextCursor.value, MORE_PAGE_SIZE)
       if (mine !== generation) return
       const seen = new Set(items.value.map((row) => row.id))
       items.value = items.value.concat(page.items.filter((row) => !seen.has(row.id)))
@@ -138,13 +143,15 @@ export const useInboxStore = defineStore('inbox', () => {
 
   /** Put a new or changed conversation where it belongs now, or take it out of a view it left. */
   function applyConversation(conversation: Conversation): void {
-    const present = items.value.some((row) => row.id === conversation.id)
-    if (!matches(conversation)) {
-      if (present) items.value = items.value.filter((row) => row.id !== conversation.id)
+    // Events carry the bare conversation; keep the row's topics, preview and channels from the list.
+    const old = items.value.find((row) => row.id === conversation.id)
+    let merged = old ? { ...old, ...conversation } : conversation
+    const recent = recentMessages.get(conversation.id)
+    if (recent && merged.preview === undefined) merged = { ...merged, ...previewOf(recent, merged) }
+    if (!matches(merged)) {
+      if (old) items.value = items.value.filter((row) => row.id !== conversation.id)
       return
     }
-    const old = items.value.find((row) => row.id === conversation.id)
-    const merged = old ? { ...old, ...conversation } : conversation
     const next = upsertSorted(items.value, merged)
     // A row that sorts past the loaded pages arrives with the next page instead (the keyset cursor is there).
     if (nextCursor.value && next[next.length - 1]?.id === merged.id && next.length > 1) {
@@ -158,22 +165,28 @@ export const useInboxStore = defineStore('inbox', () => {
     items.value = items.value.filter((row) => row.id !== id)
   }
 
+  function previewOf(message: Message, base: Conversation): Partial<Conversation> {
+    if (message.kind === 'event') return {}
+    return {
+      preview: message.text,
+      last_message: { text: message.text, direction: message.direction, channel: message.channel, kind: message.kind },
+      last_channel:
+        message.direction === 'in' && message.kind === 'message' ? (message.channel as ChannelKind) : base.last_channel,
+    }
+  }
+
   /** A message arrived or was sent: move its conversation to the top and count it as unread. */
   function applyMessage(message: Message, conversation?: Conversation | null): void {
+    recentMessages.delete(message.conversation_id)
+    recentMessages.set(message.conversation_id, message)
+    if (recentMessages.size > 500) recentMessages.delete(recentMessages.keys().next().value as number)
     const row = items.value.find((item) => item.id === message.conversation_id)
     const base = conversation ? { ...row, ...conversation } : row
     if (base) {
-      const visible = message.kind !== 'event'
       applyConversation({
         ...base,
+        ...previewOf(message, base),
         last_activity_at: conversation?.last_activity_at ?? message.created_at ?? base.last_activity_at,
-        last_channel:
-          conversation?.last_channel ??
-          (message.direction === 'in' && message.kind === 'message' ? (message.channel as ChannelKind) : base.last_channel),
-        preview: visible ? message.text : base.preview,
-        last_message: visible
-          ? { text: message.text, direction: message.direction, channel: message.channel, kind: message.kind }
-          : base.last_message,
       })
     }
     const fromCustomer = message.direction === 'in' && (message.kind === 'message' || message.kind === 'call')

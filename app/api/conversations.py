@@ -1,0 +1,163 @@
+"""Conversations: the unified inbox, one conversation, its messages, and replies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from flask import Blueprint, jsonify
+from flask_login import current_user
+from pydantic import Field
+
+from app.api.auth import role_required
+from app.api.fields import DbId, Input, Query, UtcDateTime
+from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
+from app.api.validation import documented, validate
+from app.models import Conversation
+from app.serializers import conversation_row, customer_dict, message_dict
+from app.services.conversations import (
+    ConversationFilters,
+    get_conversation,
+    list_conversations,
+    list_details,
+    list_messages,
+    update_conversation,
+)
+from app.services.reply import default_reply_channel, reply, reply_channels
+
+bp = Blueprint("conversations", __name__, url_prefix="/api/v1/conversations")
+
+StatusField = Literal["open", "pending", "snoozed", "resolved"]
+
+
+class ConversationQuery(Query):
+    status: Literal["open", "pending", "snoozed", "resolved", "all"] | None = None
+    assignee: str | None = Field(default=None, pattern=r"^(me|none|\d{1,18})$", description="me, none or a user id")
+    team: str | None = Field(default=None, pattern=r"^(none|\d{1,18})$", description="none or a team id")
+    topic: str | None = Field(default=None, pattern=r"^(none|\d{1,18})$", description="none or a topic id")
+    channel: str | None = Field(default=None, max_length=32, description="a channel kind: email, sms, voice, …")
+    customer: DbId | None = Field(default=None, description="a customer id (a merged id means its survivor)")
+    q: str | None = Field(default=None, max_length=200, description="subject, customer, identity or message text")
+    cursor: str | None = Field(default=None, max_length=500)
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+
+class PageQuery(Query):
+    cursor: str | None = Field(default=None, max_length=500)
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+
+class MessagesQuery(PageQuery):
+    order: Literal["asc", "desc"] = Field(
+        default="asc", description="asc: oldest first, the cursor goes forward; desc: newest first, it goes back"
+    )
+
+
+class ConversationPatch(Input):
+    status: StatusField | None = None
+    assignee_id: DbId | None = Field(default=None, description="an active user; null unassigns")
+    team_id: DbId | None = Field(default=None, description="a team; null clears")
+    snoozed_until: UtcDateTime | None = Field(default=None, description="required for snoozed; in the future")
+
+
+class NewMessage(Input):
+    body: str = Field(min_length=1)
+    channel: str | None = Field(default=None, max_length=32, description="email, sms, chat or api; default: last")
+    private: bool = Field(default=False, description="a private note: never sent, never shown to the customer")
+
+
+def _filters(query: ConversationQuery) -> ConversationFilters:
+    filters = ConversationFilters(
+        status=None if query.status in (None, "all") else query.status,
+        channel=query.channel,
+        customer_id=query.customer,
+        q=query.q or None,
+    )
+    if query.assignee == "me":
+        filters.assignee_id = current_user.id
+    elif query.assignee == "none":
+        filters.unassigned = True
+    elif query.assignee is not None:
+        filters.assignee_id = int(query.assignee)
+    if query.team == "none":
+        filters.no_team = True
+    elif query.team is not None:
+        filters.team_id = int(query.team)
+    if query.topic == "none":
+        filters.no_topic = True
+    elif query.topic is not None:
+        filters.topic_id = int(query.topic)
+    return filters
+
+
+def rows(conversations: list[Conversation]) -> list[dict[str, Any]]:
+    """Serialise inbox rows with their topics, preview and channels (a fixed number of queries per page)."""
+    details = list_details([conversation.id for conversation in conversations])
+    return [conversation_row(conversation, **details[conversation.id]) for conversation in conversations]
+
+
+def detail_dict(conversation: Conversation) -> dict[str, Any]:
+    """The conversation view: the row, the customer with every identity, and where a reply can go."""
+    data = rows([conversation])[0]
+    data["customer"] = customer_dict(conversation.customer)
+    channels = reply_channels(conversation)
+    default = default_reply_channel(conversation)
+    data["reply_channels"] = channels
+    data["default_reply_channel"] = default if default in channels else (channels[0] if channels else None)
+    return data
+
+
+@bp.get("")
+@role_required("agent")
+@validate(query=ConversationQuery)
+@documented(summary="The unified inbox: conversations, newest activity first, filtered, keyset-paginated")
+def index(query: ConversationQuery) -> Any:
+    """List conversations matching every given filter."""
+    after = decode_cursor(query.cursor, dt.datetime, int)
+    conversations, next_key = list_conversations(_filters(query), after, query.limit)  # type: ignore[arg-type]
+    return jsonify(page(rows(conversations), next_key))
+
+
+@bp.get("/<int:conversation_id>")
+@role_required("agent")
+@documented(summary="One conversation with its customer, topics and reply channels")
+def detail(conversation_id: int) -> Any:
+    """Show one conversation."""
+    return jsonify(detail_dict(get_conversation(conversation_id)))
+
+
+@bp.patch("/<int:conversation_id>")
+@role_required("agent")
+@validate(body=ConversationPatch)
+@documented(summary="Change status, assignee, team or snooze (all given fields, or none)")
+def update(conversation_id: int, body: ConversationPatch) -> Any:
+    """Change a conversation's status, assignee, team or snooze time."""
+    changes = {field: getattr(body, field) for field in body.model_fields_set}
+    conversation = update_conversation(conversation_id, current_user.id, changes)
+    return jsonify(detail_dict(conversation))
+
+
+@bp.get("/<int:conversation_id>/messages")
+@role_required("agent")
+@validate(query=MessagesQuery)
+@documented(summary="The conversation's messages, calls and notes, oldest first (order=desc: newest first)")
+def messages(conversation_id: int, query: MessagesQuery) -> Any:
+    """List a conversation's messages, oldest first unless order=desc."""
+    after = decode_cursor(query.cursor, dt.datetime, int)
+    items, calls, next_key = list_messages(
+        conversation_id,
+        after,  # type: ignore[arg-type]
+        query.limit,
+        newest_first=query.order == "desc",
+    )
+    return jsonify(page([message_dict(message, call=calls.get(message.id)) for message in items], next_key))
+
+
+@bp.post("/<int:conversation_id>/messages")
+@role_required("agent")
+@validate(body=NewMessage)
+@documented(summary="Reply on a channel (queued for delivery) or add a private note; 201 with the message")
+def create_message(conversation_id: int, body: NewMessage) -> Any:
+    """Reply to the customer or add a private note."""
+    message = reply(conversation_id, current_user, body.body, channel=body.channel, private=body.private)
+    return jsonify(message_dict(message)), 201

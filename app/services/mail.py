@@ -1,0 +1,119 @@
+"""Email-specific domain operations: which mailbox an address reaches, and bounces of mail we sent.
+
+Routing, threading and storage of inbound mail are ingest's (``app.services.ingest``): the email connector
+hands it the reply token, In-Reply-To/References and the ``[#number]`` of the subject as thread hints.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from app.events import MESSAGE_UPDATED, Event, publish
+from app.extensions import db
+from app.models import Channel, Message, utcnow
+from app.serializers import message_dict
+from app.services import attachments as files
+
+# Mail servers look up every recipient of every message; the list of mailboxes changes rarely.
+ADDRESS_CACHE_SECONDS = 5.0
+
+
+def split_plus(address: str) -> tuple[str, str | None]:
+    """Split ``support+token@example.com`` into (``support@example.com``, ``token``), lower-cased."""
+    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+    base, plus, token = local.partition("+")
+    return f"{base}@{domain}", (token or None) if plus else None
+
+
+class MailboxDirectory:
+    """The enabled email channels by address, cached for a few seconds.
+
+    The cached Channel rows are detached snapshots: ingest reads only their id, kind and team.
+    """
+
+    def __init__(self, ttl: float = ADDRESS_CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._loaded_at = float("-inf")
+        self._channels: dict[str, Channel] = {}
+
+    def channels(self) -> dict[str, Channel]:
+        """Return {address: channel} of every enabled email channel."""
+        with self._lock:
+            if time.monotonic() - self._loaded_at > self.ttl:
+                rows = db.session.scalars(
+                    select(Channel).where(
+                        Channel.kind == "email", Channel.enabled.is_(True), Channel.address.is_not(None)
+                    )
+                ).all()
+                for channel in rows:
+                    db.session.expunge(channel)
+                self._channels = {str(channel.address).lower(): channel for channel in rows}
+                self._loaded_at = time.monotonic()
+            return dict(self._channels)
+
+    def lookup(self, address: str) -> tuple[Channel, str | None] | None:
+        """Return (channel, plus token) for a recipient we accept mail for, else None."""
+        base, token = split_plus(address)
+        channel = self.channels().get(base)
+        return None if channel is None else (channel, token)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._loaded_at = float("-inf")
+
+
+def find_sent_message(message_ids: list[str]) -> Message | None:
+    """Return the outbound email whose Message-ID is one of ``message_ids`` (the newest), else None."""
+    if not message_ids:
+        return None
+    return db.session.scalar(
+        select(Message)
+        .where(Message.direction == "out", Message.channel == "email", Message.message_id_header.in_(message_ids))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+def record_bounce(
+    message_ids: list[str],
+    *,
+    action: str,
+    reason: str,
+    status: str | None = None,
+    recipients: list[str] | None = None,
+    raw: bytes | None = None,
+) -> Message | None:
+    """Apply a delivery report to the outbound email it reports on; return that message, or None.
+
+    A failure marks the message failed with the reason the agent sees; a delay or success is noted in
+    its metadata. The report opens no conversation.
+    """
+    message = find_sent_message(message_ids)
+    if message is None:
+        db.session.rollback()
+        return None
+    report: dict[str, Any] = {
+        "action": action,
+        "reason": reason,
+        "status": status,
+        "recipients": recipients or [],
+        "received_at": utcnow().isoformat(),
+    }
+    if raw is not None:
+        report["raw_sha256"] = files.store_bytes(raw)
+    message.meta = {**(message.meta or {}), "bounce": report}
+    if action == "failed":
+        message.delivery_status = "failed"
+        message.error = f"Bounced: {reason}"[:2000]
+        message.next_attempt_at = None
+    publish(
+        db.session,
+        Event(MESSAGE_UPDATED, {"message": message_dict(message)}, conversation_id=message.conversation_id),
+    )
+    db.session.commit()
+    return message

@@ -1,0 +1,213 @@
+"""Benchmark: mail over real SMTP into the running Switchboard SMTP server, against a no-op aiosmtpd server.
+
+    .venv/bin/python bench/email_ingest.py [--messages 1000] [--rounds 2] [--database-url URL]
+
+Both servers run as their own processes, started the way production starts them: ``flask smtp-server``
+(recipient check, parsing, sanitising, reply folding, customer resolution, routing, idempotent insert,
+attachment and raw-source files, commit, then 250) on a fresh database (SQLite unless --database-url names
+a PostgreSQL database), and ``python -m aiosmtpd -c aiosmtpd.handlers.Sink`` (accepts and discards). The same
+N messages (plain text, HTML with an inline image, attachments, replies; 300 senders) go to each over a
+single SMTP connection, in alternating rounds so both see the same machine.
+
+Prints both rates and switchboard/no-op (target ≥ 0.5 on SQLite), and checks every mail was stored once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MAILBOX = "support@bench.example.com"
+SENDERS = 300
+TARGET = 0.5
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+WORDS = (
+    "parcel order invoice refund delivery courier address payment card blocked tomorrow yesterday please "
+    "thanks hello still waiting number tracking shop return broken size colour exchange"
+).split()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def paragraph(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+
+
+def make_messages(count: int, seed: int = 7) -> list[tuple[str, bytes]]:
+    """Realistic customer mail: mostly plain text, some HTML with an inline logo, some with a PDF."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    rng = random.Random(seed)
+    messages = []
+    for index in range(count):
+        sender = f"customer{rng.randrange(SENDERS)}@example.com"
+        mail = EmailMessage(policy=SMTP)
+        mail["From"] = f"Customer {sender.split('@')[0][8:]} <{sender}>"
+        mail["To"] = MAILBOX
+        mail["Subject"] = f"{'Re: ' if index % 4 == 0 else ''}Order {rng.randrange(10_000)}: {paragraph(rng, 4)}"
+        mail["Message-ID"] = f"<bench-{index}-{rng.randrange(10**9)}@example.com>"
+        mail["Date"] = "Mon, 12 Feb 2024 10:00:00 +0100"
+        body = "\n\n".join(paragraph(rng, rng.randrange(15, 60)) for _ in range(rng.randrange(1, 5)))
+        if index % 4 == 0:
+            body += "\n\nOn Mon, Feb 12, 2024 at 9:00 AM Support <support@bench.example.com> wrote:\n> Hello,\n> thanks."
+        mail.set_content(body)
+        kind = index % 10
+        if kind in (1, 2, 3):
+            html = "".join(f"<p>{p}</p>" for p in body.split("\n\n"))
+            mail.add_alternative(f'<html><body><img src="cid:logo@bench">{html}</body></html>', subtype="html")
+            mail.get_payload()[1].add_related(PNG, "image", "png", cid="<logo@bench>", filename="logo.png")
+        if kind == 4:
+            mail.add_attachment(
+                b"%PDF-1.4\n" + rng.randbytes(3000), maintype="application", subtype="pdf", filename="invoice.pdf"
+            )
+        messages.append((sender, mail.as_bytes()))
+    return messages
+
+
+def wait_for_smtp(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-3000:]}")
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=2) as client:
+                client.noop()
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not start: {log.read_text()[-3000:]}")
+
+
+def send_all(port: int, messages: list[tuple[str, bytes]]) -> float:
+    """Send every message over one SMTP connection; return the elapsed seconds."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+        client.ehlo()
+        started = time.perf_counter()
+        for sender, raw in messages:
+            refused = client.sendmail(sender, [MAILBOX], raw)
+            assert not refused, refused
+        return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=1000, help="messages per server per round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="sb-email-bench-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.db'}",
+        "SWITCHBOARD_INSTANCE": str(workdir / "instance"),
+        "SECRET_KEY": "bench-secret",
+        "MAIL_DOMAIN": "bench.example.com",
+        "EMBEDDED_WORKER": "0",
+        "EMBEDDED_SMTP": "0",
+        "SMTP_LISTEN": f"127.0.0.1:{free_port()}",
+    }
+    prepare = (
+        "from app import create_app\n"
+        "from app.extensions import db\n"
+        "from app.models import Base\n"
+        "from app.services.channels import create_channel\n"
+        "app = create_app()\n"
+        "with app.app_context():\n"
+        "    Base.metadata.create_all(db.engine)\n"
+        f"    create_channel('email', 'Bench mailbox', address={MAILBOX!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", prepare], cwd=ROOT, env=env, check=True)
+
+    switchboard_port = int(env["SMTP_LISTEN"].rsplit(":", 1)[1])
+    noop_port = free_port()
+    bin_dir = Path(sys.executable).parent
+    logs = [workdir / "switchboard.log", workdir / "noop.log"]
+    processes = []
+    try:
+        with open(logs[0], "wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [str(bin_dir / "flask"), "--app", "wsgi", "smtp-server"],
+                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                )
+            )
+        with open(logs[1], "wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink",
+                     "-l", f"127.0.0.1:{noop_port}"],
+                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                )
+            )
+        wait_for_smtp(switchboard_port, processes[0], logs[0])
+        wait_for_smtp(noop_port, processes[1], logs[1])
+
+        total = args.messages * args.rounds
+        messages = make_messages(total + 20)
+        warmup, messages = messages[:20], messages[20:]
+        send_all(noop_port, warmup)
+        send_all(switchboard_port, warmup)
+        size = sum(len(raw) for _, raw in messages) / len(messages)
+        print(f"{total} messages per server, {args.rounds} alternating rounds, mean size {size / 1024:.1f} KiB, "
+              f"one SMTP connection, database {env['DATABASE_URL'].split(':', 1)[0]}")
+
+        noop_seconds = switchboard_seconds = 0.0
+        for round_ in range(args.rounds):
+            batch = messages[round_ * args.messages : (round_ + 1) * args.messages]
+            noop_seconds += send_all(noop_port, batch)
+            switchboard_seconds += send_all(switchboard_port, batch)
+
+        noop_rate = total / noop_seconds
+        switchboard_rate = total / switchboard_seconds
+        print(f"no-op aiosmtpd      : {noop_rate:8.1f} msg/s")
+        print(f"switchboard ingest  : {switchboard_rate:8.1f} msg/s  ({switchboard_seconds / total * 1000:.2f} ms/msg)")
+        ratio = switchboard_rate / noop_rate
+        print(f"ratio switchboard/no-op: {ratio:.2f} (target >= {TARGET})")
+
+        check = (
+            "from app import create_app\n"
+            "from app.extensions import db\n"
+            "from app.models import Message\n"
+            "app = create_app()\n"
+            "with app.app_context():\n"
+            "    print(db.session.query(Message).count())\n"
+        )
+        stored = subprocess.run(
+            [sys.executable, "-c", check], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        ).stdout.split()[-1]
+        expected = total + len(warmup)
+        print(f"stored messages: {stored} (expected {expected})")
+        return 0 if int(stored) == expected else 1
+    finally:
+        for process in processes:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The inbound SMTP server: aiosmtpd in front of ingest.
+
+It accepts mail for the enabled email channels' addresses and their plus-addresses (``support+TOKEN@…``),
+answers 550 to any other recipient and 552 above the size limit, and says 250 only once the message is
+committed; when the database cannot take it, 451 makes the sender try again later, so nothing is lost.
+Parsing and ingest run in a thread pool: the event loop only speaks SMTP.
+
+``start_smtp_server(app)`` serves SMTP_LISTEN in a background thread (embedded mode and ``flask
+smtp-server``); stop it with ``.stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
+
+from connectors.email.parse import UnusableMessage, parse_email
+
+log = logging.getLogger(__name__)
+
+INLINE_URL = "/api/v1/email/inline/{sha256}"
+TEMPFAIL = "451 4.3.0 Temporary failure storing the message, please try again later"
+
+
+def parse_listen(value: str, default_port: int = 2525) -> tuple[str, int]:
+    """Parse SMTP_LISTEN ("127.0.0.1:2525", "[::1]:25", ":2525", "0") into (host, port)."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, port = value[1:].partition("]")
+        return host, int(port.lstrip(":") or default_port)
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return ("127.0.0.1", int(value)) if value.isdigit() else (value, default_port)
+    return host or "127.0.0.1", int(port or default_port)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """The outcome of one SMTP transaction, as the reply line the client gets."""
+
+    reply: str
+    message_id: int | None = None
+
+
+class MailReceiver:
+    """Turn one received mail into a stored message (or an applied bounce); runs in a worker thread."""
+
+    def __init__(self, app: Flask) -> None:
+        from app.services.mail import MailboxDirectory
+
+        self.app = app
+        self.mailboxes = MailboxDirectory()
+
+    def accepts(self, address: str) -> bool:
+        """Whether ``address`` is one of our mailboxes or a plus-address of one."""
+        with self.app.app_context():
+            from app.extensions import db
+
+            try:
+                return self.mailboxes.lookup(address) is not None
+            finally:
+                db.session.remove()
+
+    def deliver(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> Delivery:
+        """Store ``raw`` for the first of ``recipients`` that is ours; return the SMTP reply."""
+        with self.app.app_context():
+            from app.extensions import db
+
+            try:
+                return self._deliver(raw, mail_from, recipients)
+            except SQLAlchemyError:
+                db.session.rollback()
+                log.warning("database unavailable; asked the sender to retry", exc_info=True)
+                return Delivery(TEMPFAIL)
+            except Exception:
+                # A bug must not lose mail: the sender keeps it and retries, the traceback is in the log.
+                db.session.rollback()
+                log.exception("storing a message failed; asked the sender to retry")
+                return Delivery(TEMPFAIL)
+            finally:
+                db.session.remove()
+
+    def _deliver(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> Delivery:
+        from app.services.ingest import ingest
+        from app.services.mail import record_bounce
+
+        targets = [(address, found) for address in recipients if (found := self.mailboxes.lookup(address))]
+        if not targets:
+            # The mailbox was disabled between RCPT and the end of DATA.
+            return Delivery("550 5.1.1 Recipient address rejected: no such mailbox here")
+        # One message per mail, even when it was sent to several of our addresses: prefer the one
+        # carrying a reply token, it says which conversation the mail continues.
+        address, (channel, token) = next(((a, f) for a, f in targets if f[1]), targets[0])
+        try:
+            parsed = parse_email(
+                raw,
+                recipient=address,
+                envelope_sender=mail_from,
+                own_addresses=self.mailboxes.channels(),
+                inline_url=lambda sha256: INLINE_URL.format(sha256=sha256),
+                reply_token=token,
+            )
+        except UnusableMessage as exc:
+            log.info("rejected mail from %r to %s: %s", mail_from, address, exc)
+            return Delivery(f"550 5.1.7 {exc}")
+        if parsed.bounce is not None:
+            bounce = parsed.bounce
+            message = record_bounce(
+                bounce.message_ids,
+                action=bounce.action,
+                reason=bounce.reason,
+                status=bounce.status,
+                recipients=bounce.recipients,
+                raw=raw,
+            )
+            if message is None:
+                log.info("rejected a delivery report that matches no message we sent: %s", bounce.reason[:200])
+                return Delivery("550 5.1.1 Delivery report does not match any message sent from here")
+            log.info("delivery report for message %s: %s %s", message.id, bounce.action, bounce.reason[:200])
+            return Delivery(f"250 2.0.0 Delivery report recorded for message {message.id}", message.id)
+        assert parsed.inbound is not None
+        result = ingest(parsed.inbound, channel)
+        if parsed.inbound.automated:
+            log.info(
+                "stored automated mail %s (%s)",
+                result.message.id,
+                parsed.inbound.metadata["email"].get("automated_reason"),
+            )
+        state = "stored" if result.created else "already stored"
+        return Delivery(f"250 2.0.0 Ok: {state} as message {result.message.id}", result.message.id)
+
+
+class SmtpHandler:
+    """aiosmtpd handler: checks recipients and stores mail without ever blocking the event loop."""
+
+    def __init__(self, receiver: MailReceiver, executor: ThreadPoolExecutor) -> None:
+        self.receiver = receiver
+        self.executor = executor
+
+    async def handle_RCPT(  # aiosmtpd's hook names
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        loop = asyncio.get_running_loop()
+        try:
+            ours = await loop.run_in_executor(self.executor, self.receiver.accepts, address)
+        except SQLAlchemyError:
+            log.warning("database unavailable while checking recipient %s", address, exc_info=True)
+            return "451 4.3.0 Temporary failure checking the recipient, please try again later"
+        if not ours:
+            log.info("rejected recipient %s from %r", address, envelope.mail_from)
+            return "550 5.1.1 Recipient address rejected: no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", errors="surrogateescape")
+        loop = asyncio.get_running_loop()
+        delivery = await loop.run_in_executor(
+            self.executor, self.receiver.deliver, bytes(raw or b""), envelope.mail_from, list(envelope.rcpt_tos)
+        )
+        return delivery.reply
+
+
+class LenientSMTP(SMTP):
+    """aiosmtpd's SMTP with room for over-long lines.
+
+    RFC 5321 caps lines at 1000 octets, but real senders exceed it (minified HTML, long base64 lines) and
+    big MTAs accept them; refusing with "500 Line too long" would lose real customer mail. The message
+    size limit still bounds memory.
+    """
+
+    line_length_limit = 1024 * 1024
+
+
+class SmtpServer(Controller):
+    """aiosmtpd's threaded controller, able to listen on port 0 (tests) and owning the ingest pool."""
+
+    def factory(self) -> SMTP:
+        return LenientSMTP(self.handler, **self.SMTP_kwargs)
+
+    def __init__(self, handler: SmtpHandler, *, hostname: str, port: int, **smtp_options: Any) -> None:
+        super().__init__(handler, hostname=hostname, port=port, **smtp_options)
+        self.executor = handler.executor
+
+    def _trigger_server(self) -> None:
+        if self.port == 0 and self.server is not None:
+            self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.hostname, self.port
+
+    def stop(self, no_assert: bool = False) -> None:
+        super().stop(no_assert=no_assert)
+        self.executor.shutdown(wait=True)
+
+
+def start_smtp_server(app: Flask, listen: str | None = None) -> SmtpServer:
+    """Start the SMTP server for ``app`` on SMTP_LISTEN (or ``listen``) and return it; ``.stop()`` ends it."""
+    host, port = parse_listen(listen or app.config.get("SMTP_LISTEN", "127.0.0.1:2525"))
+    executor = ThreadPoolExecutor(max_workers=int(app.config.get("SMTP_WORKERS", 4)), thread_name_prefix="smtp-ingest")
+    handler = SmtpHandler(MailReceiver(app), executor)
+    server = SmtpServer(
+        handler,
+        hostname=host,
+        port=port,
+        data_size_limit=int(app.config.get("SMTP_MAX_MESSAGE_BYTES", 25 * 1024 * 1024)),
+        server_hostname=app.config.get("MAIL_DOMAIN") or None,
+        ident="Switchboard ESMTP",
+        decode_data=False,
+        enable_SMTPUTF8=True,
+    )
+    server.start()
+    log.info("SMTP server listening on %s:%s", server.hostname, server.port)
+    return server

@@ -1,0 +1,220 @@
+"""The inbound SMTP server over real SMTP sessions: recipients, limits, commit-before-250, 451 on failures."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+
+from app.extensions import db
+from app.models import Attachment, Conversation, Message
+from app.services import attachments as files
+from tests.email.conftest import MAILBOX, crlf, fixture_bytes, release_session, smtp_send
+
+SIMPLE = crlf(
+    b"From: Anna Nowak <anna@example.com>\nTo: support@support.example.com\nSubject: Where is my parcel?\n"
+    b"Message-ID: <simple-1@example.com>\nDate: Mon, 12 Feb 2024 10:00:00 +0100\n\nHello, where is it?\n"
+)
+
+
+def stored_messages() -> list[Message]:
+    release_session()
+    return list(db.session.scalars(select(Message).order_by(Message.id)))
+
+
+def test_mail_to_the_mailbox_is_stored_and_acknowledged_only_after_commit(smtp_server: Any):
+    result = smtp_send(smtp_server.port, SIMPLE)
+
+    assert result.code == 250
+    [message] = stored_messages()  # already committed when the 250 arrived
+    assert f"message {message.id}" in result.reply
+    assert message.channel == "email"
+    assert message.direction == "in"
+    assert message.text == "Hello, where is it?"
+    assert message.subject == "Where is my parcel?"
+    assert message.message_id_header == "<simple-1@example.com>"
+    assert files.read_bytes(message.raw_path or "") == SIMPLE  # the raw source, as received
+    conversation = db.session.get_one(Conversation, message.conversation_id)
+    assert conversation.customer.name == "Anna Nowak"
+
+
+def test_unknown_recipients_are_refused_with_550(smtp_server: Any):
+    result = smtp_send(smtp_server.port, SIMPLE, to=("sales@support.example.com",))
+
+    assert (result.code, result.stage) == (550, "rcpt")
+    assert stored_messages() == []
+
+
+def test_plus_addresses_and_any_letter_case_reach_the_mailbox(smtp_server: Any):
+    assert smtp_send(smtp_server.port, SIMPLE, to=("Support+anything@Support.Example.com",)).code == 250
+
+
+def test_a_disabled_mailbox_refuses_mail(app: Any, mailbox: Any):
+    from connectors.email.server import start_smtp_server
+
+    channel = db.session.merge(mailbox)
+    channel.enabled = False
+    db.session.commit()
+    server = start_smtp_server(app, "127.0.0.1:0")
+    try:
+        assert smtp_send(server.port, SIMPLE).code == 550
+    finally:
+        server.stop()
+
+
+def test_mail_over_the_size_limit_is_refused_with_552(app: Any, mailbox: Any):
+    from connectors.email.server import start_smtp_server
+
+    app.config["SMTP_MAX_MESSAGE_BYTES"] = 10_000
+    server = start_smtp_server(app, "127.0.0.1:0")
+    try:
+        big = SIMPLE + b"x" * 20_000 + b"\r\n"
+        result = smtp_send(server.port, big)
+        assert result.code == 552
+        assert smtp_send(server.port, SIMPLE).code == 250  # the limit, not the server, refused it
+    finally:
+        server.stop()
+    assert len(stored_messages()) == 1
+
+
+def test_the_same_mail_delivered_twice_is_stored_once(smtp_server: Any):
+    first = smtp_send(smtp_server.port, SIMPLE)
+    again = smtp_send(smtp_server.port, SIMPLE)
+
+    assert first.code == again.code == 250
+    assert "already stored" in again.reply
+    assert len(stored_messages()) == 1
+
+
+def test_mail_to_two_of_our_addresses_is_one_message(smtp_server: Any):
+    from app.services.channels import create_channel
+
+    create_channel("email", "Sales", address="sales@support.example.com")
+    release_session()
+    result = smtp_send(smtp_server.port, SIMPLE, to=(MAILBOX, "sales@support.example.com", "nobody@else.example"))
+
+    assert result.code == 250
+    assert len(stored_messages()) == 1
+
+
+def test_mail_without_any_usable_sender_is_refused_with_a_reason(smtp_server: Any):
+    result = smtp_send(smtp_server.port, fixture_bytes("garbage_no_from.eml"), mail_from="")
+
+    assert result.code == 550
+    assert "no usable sender" in result.reply
+    assert stored_messages() == []
+
+
+def test_attachments_and_inline_images_are_stored_with_the_message(smtp_server: Any):
+    assert smtp_send(smtp_server.port, fixture_bytes("html_inline_image.eml")).code == 250
+
+    [message] = stored_messages()
+    attachments = list(db.session.scalars(select(Attachment).where(Attachment.message_id == message.id)))
+    assert sorted((a.filename, a.inline) for a in attachments) == [("faktura-żółć.pdf", False), ("logo.png", True)]
+    logo = next(a for a in attachments if a.filename == "logo.png")
+    assert f"/api/v1/email/inline/{logo.sha256}" in (message.html or "")
+
+
+def _rename(table: str, to: str) -> None:
+    with db.engine.begin() as connection:  # type: ignore[union-attr]
+        connection.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
+
+
+def test_a_database_failure_answers_451_so_the_sender_retries_and_nothing_is_lost(smtp_server: Any):
+    assert smtp_send(smtp_server.port, SIMPLE.replace(b"simple-1", b"warm-up")).code == 250
+    release_session()
+    _rename("messages", "messages_away")  # the database cannot store messages now
+    try:
+        failed = smtp_send(smtp_server.port, SIMPLE)
+    finally:
+        _rename("messages_away", "messages")
+
+    assert failed.code == 451
+    assert failed.stage == "data"
+    retried = smtp_send(smtp_server.port, SIMPLE)  # what the sending MTA does next
+    assert retried.code == 250
+    assert [m.message_id_header for m in stored_messages()] == ["<warm-up@example.com>", "<simple-1@example.com>"]
+
+
+def test_a_database_failure_while_checking_a_recipient_answers_451(smtp_server: Any):
+    release_session()
+    _rename("channels", "channels_away")
+    try:
+        smtp_server.handler.receiver.mailboxes.forget()  # as if the cached list had just expired
+        result = smtp_send(smtp_server.port, SIMPLE)
+    finally:
+        _rename("channels_away", "channels")
+
+    assert (result.code, result.stage) == (451, "rcpt")
+
+
+def _hold_write_lock(stop: threading.Event, locked: threading.Event) -> None:
+    """Keep the database's write lock (as a long migration or a stuck writer would)."""
+    with db.engine.connect() as connection:  # type: ignore[union-attr]
+        if db.dialect == "postgresql":
+            transaction = connection.begin()
+            connection.execute(text("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"))
+        else:
+            transaction = connection.begin()  # the engine begins SQLite transactions IMMEDIATE: the write lock
+        locked.set()
+        stop.wait(60)
+        transaction.rollback()
+
+
+def test_a_slow_ingest_never_blocks_the_smtp_event_loop(smtp_server: Any):
+    assert smtp_send(smtp_server.port, SIMPLE.replace(b"simple-1", b"warm-up")).code == 250
+    release_session()
+    stop, locked = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(stop, locked))
+    holder.start()
+    assert locked.wait(10)
+    outcome: dict[str, Any] = {}
+
+    def first_sender() -> None:
+        outcome["first"] = smtp_send(smtp_server.port, SIMPLE)
+
+    sender = threading.Thread(target=first_sender)
+    sender.start()
+    try:
+        # While the first mail waits for the database, the server still talks to everyone else.
+        with smtplib.SMTP("127.0.0.1", smtp_server.port, timeout=10) as client:
+            assert client.ehlo()[0] == 250
+            assert client.mail("other@example.com")[0] == 250
+            assert client.rcpt(MAILBOX)[0] == 250
+            assert client.noop()[0] == 250
+        assert "first" not in outcome  # …and the first mail is still waiting, unacknowledged
+    finally:
+        stop.set()
+        holder.join()
+        sender.join(60)
+    assert outcome["first"].code == 250
+    release_session()
+    assert db.session.scalar(select(func.count()).select_from(Message)) == 2
+
+
+def test_the_server_can_be_stopped_and_started_again(app: Any, mailbox: Any):
+    from connectors.email.server import start_smtp_server
+
+    for _ in range(2):
+        server = start_smtp_server(app, "127.0.0.1:0")
+        assert smtp_send(server.port, SIMPLE).code == 250
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:2525", ("127.0.0.1", 2525)),
+        (":25", ("127.0.0.1", 25)),
+        ("[::1]:2526", ("::1", 2526)),
+        ("0.0.0.0:0", ("0.0.0.0", 0)),
+        ("2600", ("127.0.0.1", 2600)),
+    ],
+)
+def test_smtp_listen_values(value: str, expected: tuple[str, int]):
+    from connectors.email.server import parse_listen
+
+    assert parse_listen(value) == expected
