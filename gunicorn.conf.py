@@ -5,7 +5,10 @@ import os
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 workers = 1  # Socket.IO without a message queue needs a single process; scale out with REDIS_URL
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "64"))
+# Each open websocket (chat widget or console) holds one thread for its lifetime under gthread, so this caps
+# concurrent sockets: 1,200 holds 1,000 widget visitors plus agents and requests (bench/widget_load.py).
+# The pool grows on demand, so idle capacity costs nothing.
+threads = int(os.environ.get("WEB_THREADS", "1200"))
 # Caps open websockets too: keep it above sockets + concurrent HTTP requests.
 worker_connections = int(os.environ.get("WEB_CONNECTIONS", "2000"))
 timeout = 0  # long-lived websocket connections must not be killed as "stuck" workers

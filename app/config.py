@@ -50,11 +50,14 @@ def load_config() -> dict[str, Any]:
         "SMTP_RELAY_URL": env("SMTP_RELAY_URL", "smtp://127.0.0.1:25"),
         "SMTP_MAX_MESSAGE_BYTES": int(env("SMTP_MAX_MESSAGE_BYTES", str(25 * 1024 * 1024))),
         "MAIL_DOMAIN": env("MAIL_DOMAIN", "switchboard.localhost"),
+        "EMAIL_REPLY_LANGUAGES": env("EMAIL_REPLY_LANGUAGES", "en,pl"),
         "TWILIO_ACCOUNT_SID": env("TWILIO_ACCOUNT_SID", ""),
         "TWILIO_AUTH_TOKEN": env("TWILIO_AUTH_TOKEN", ""),
         "TWILIO_API_BASE": env("TWILIO_API_BASE") or None,
         "TWILIO_MEDIA_MAX_BYTES": int(env("TWILIO_MEDIA_MAX_BYTES", str(5 * 1024 * 1024))),
-        "TWILIO_MEDIA_TYPES": env("TWILIO_MEDIA_TYPES", "image/*,audio/*,video/*,application/pdf,text/vcard,text/x-vcard"),
+        "TWILIO_MEDIA_TYPES": env(
+            "TWILIO_MEDIA_TYPES", "image/*,audio/*,video/*,application/pdf,text/vcard,text/x-vcard"
+        ),
         "DEFAULT_PHONE_REGION": env("DEFAULT_PHONE_REGION", "US"),
         "ORG_TIMEZONE": env("ORG_TIMEZONE", "UTC"),
         "ADMIN_EMAIL": env("ADMIN_EMAIL", "admin@switchboard.localhost"),

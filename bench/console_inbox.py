@@ -144,6 +144,8 @@ async ([step, maxMs]) => {
     deltas: deltas.slice(1), ms: performance.now() - started, maxRows, scrollHeight: list.scrollHeight,
     longFrames: longFrames.length, longFrameScriptMax: Math.max(0, ...scripts),
     longFrameScriptTotal: scripts.reduce((a, b) => a + b, 0),
+    longFrameScripts: longFrames.flatMap((f) => f.scripts.filter((s) => s.duration > 10).map((s) =>
+      `${Math.round(s.duration)} ms ${s.invokerType} ${s.invoker} ${s.sourceFunctionName || ''}`)),
   }
 }
 """
@@ -238,6 +240,9 @@ def main() -> None:
                     f"at most {loaded['maxRows']} row elements in the DOM"
                 )
                 print("  frame times:", json.dumps(frame_stats(loaded)))
+                for result in (loading, loaded):
+                    for line in result["longFrameScripts"]:
+                        print("  slow script in a long frame:", line)
                 browser.close()
         finally:
             server.stop()

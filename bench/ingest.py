@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("-n", "--messages", type=int, default=3000, help="inbound messages to push")
     parser.add_argument("-c", "--connections", type=int, default=8, help="concurrent keep-alive connections")
     parser.add_argument("--senders", type=int, default=300, help="distinct customers the messages come from")
-    parser.add_argument("--pings", type=int, default=0, help="no-op requests (default: 2 × messages)")
+    parser.add_argument("--pings", type=int, default=0, help="no-op requests (default: twice the messages)")
     parser.add_argument("--url", help="target a running server instead of starting one")
     parser.add_argument("--channel", type=int, help="api channel id on --url")
     parser.add_argument("--token", help="that channel's token")

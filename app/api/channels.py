@@ -19,6 +19,7 @@ from app.services.channels import channel_for_token, create_channel
 from app.services.errors import NotFound
 from app.services.ingest import ingest
 from connectors.base import Identity, InboundMessage, InvalidIdentity, ThreadHints
+from connectors.html import sanitize_html
 
 bp = Blueprint("channels", __name__, url_prefix="/api/v1/channels")
 
@@ -139,8 +140,6 @@ def inbound(channel_id: int, body: InboundBody) -> Any:
     except InvalidIdentity as exc:
         raise ApiError(422, "validation_failed", str(exc), {"identity.value": exc.reason}) from None
     thread = body.thread or InboundThread()
-    from app.services.sanitize import sanitize_html
-
     result = ingest(
         InboundMessage(
             channel=channel.kind,
@@ -148,7 +147,7 @@ def inbound(channel_id: int, body: InboundBody) -> Any:
             sender_name=body.name,
             subject=body.subject,
             text=body.text,
-            html=sanitize_html(body.html) if body.html else None,
+            html=sanitize_html(body.html).html if body.html else None,
             provider_id=body.provider_id,
             thread=ThreadHints(
                 reply_token=thread.reply_token,

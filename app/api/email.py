@@ -1,4 +1,5 @@
-"""Email extras for agents: a message's raw source, the bounce report of a sent mail, inline images."""
+"""Files for agents: attachments of any message, an email's raw source, the bounce report of a sent mail, and
+the inline images the sanitised HTML of an email points at."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from app.services import attachments as files
 
 bp = Blueprint("email", __name__, url_prefix="/api/v1")
 
+# Raster images are shown in the page; anything else (SVG, HTML, PDF …) is downloaded, never rendered here.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # Whatever a stored file contains, the browser must not run it or guess another type for it.
 _FILE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -34,6 +37,27 @@ def _stored_file(sha256: str, *, mimetype: str, download_name: str, as_attachmen
     response.headers.update(_FILE_HEADERS)
     response.headers["Cache-Control"] = "private, max-age=86400, immutable"
     return response
+
+
+def _attachment_file(attachment: Attachment) -> Response:
+    inline = attachment.content_type.lower() in INLINE_TYPES
+    return _stored_file(
+        attachment.sha256,
+        mimetype=attachment.content_type if inline else "application/octet-stream",
+        download_name=attachment.filename,
+        as_attachment=not inline,
+    )
+
+
+@bp.get("/attachments/<int:attachment_id>")
+@role_required("agent")
+@documented(summary="Download an attachment of a message")
+def attachment(attachment_id: int) -> Any:
+    """Download a file attached to a message (images are shown inline)."""
+    found = db.session.get(Attachment, attachment_id)
+    if found is None:
+        raise not_found("attachment")
+    return _attachment_file(found)
 
 
 @bp.get("/messages/<int:message_id>/raw")
@@ -71,13 +95,7 @@ def bounce_report(message_id: int) -> Any:
 @documented(summary="An inline image of an email (what its cid: references point to)")
 def inline_image(sha256: str) -> Any:
     """Serve an image an email embeds (cid:), addressed by its SHA-256 as the sanitised HTML refers to it."""
-    attachment = db.session.scalar(select(Attachment).where(Attachment.sha256 == sha256).limit(1))
-    if attachment is None:
+    found = db.session.scalar(select(Attachment).where(Attachment.sha256 == sha256).limit(1))
+    if found is None:
         raise not_found("inline image")
-    image = attachment.content_type.lower().startswith("image/")
-    return _stored_file(
-        sha256,
-        mimetype=attachment.content_type if image else "application/octet-stream",
-        download_name=attachment.filename,
-        as_attachment=not image,
-    )
+    return _attachment_file(found)

@@ -1,4 +1,20 @@
-"""Supervisor reports and spike alerts."""
+"""Supervisor reports and spike alerts.
+
+``GET /api/v1/reports/topics`` answers (times in the organisation's zone, ISO 8601 with offset)::
+
+    {from, to, previous_from, interval, timezone, filters: {channel_ids, team_id},
+     buckets: [start of each bucket],
+     totals: {counts: [per bucket], total, previous_total, change},
+     topics: [{id (null = untagged), name, parent_id, colour, archived, counts, total, previous_total, change}],
+     movers: [{topic_id, name, parent_id, colour, total, previous_total, delta, change}]  (top 10 by |delta|),
+     times: {overall, by_topic: [{topic_id, name, …}], by_channel: [{channel_id, name, kind, …}],
+             by_agent: [{agent_id, name, …}]}  each with {conversations, first_response, resolution},
+             and those {count, median_seconds, p90_seconds},
+     alerts: [alert in the range], stats: {timezone, refreshed_at, rebuilding}}
+
+``change`` is (total - previous) / previous, null when there was nothing before. Parent topics count their
+subtopics' conversations, so a chart stacks either the top level or the leaves, not both.
+"""
 
 from __future__ import annotations
 

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, send_from_directory
+from flask_login import current_user
 from pydantic import Field
 
 from app.api.auth import public, role_required
 from app.api.errors import ApiError
 from app.api.validation import Schema, documented, validate
 from app.extensions import db, limiter
-from app.models import Channel
+from app.models import AuditLog, Channel
 from app.services import attachments as files
 from app.services.errors import NotFound
 from app.services.widget import (
@@ -303,6 +304,9 @@ def rotate_secret(channel_id: int) -> Any:
     channel = _chat_channel_for_admin(channel_id)
     secret = secrets.token_hex(32)
     channel.settings = {**(channel.settings or {}), "identity_secret": secret}
+    db.session.add(
+        AuditLog(actor_id=current_user.id, action="channel.secret_rotated", target_type="channel", target_id=channel.id)
+    )
     db.session.commit()
     example = user_hash(secret, "42")
     return jsonify(identity_secret=secret, example={"user_id": "42", "user_hash": example}), 201

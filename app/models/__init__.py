@@ -9,7 +9,7 @@ from app.models.channel import Channel
 from app.models.conversation import Conversation
 from app.models.customer import Customer, CustomerIdentity
 from app.models.message import Attachment, Message
-from app.models.report import ReportDaily, ReportDirtyDay, ReportHourly, ReportState
+from app.models.report import ReportCell, ReportDirtyDay, ReportHourly, ReportState
 from app.models.topic import ConversationTopic, Topic
 from app.models.user import ROLES as ROLES_TUPLE
 from app.models.user import Team, User, team_members
@@ -28,7 +28,7 @@ __all__ = [
     "Customer",
     "CustomerIdentity",
     "Message",
-    "ReportDaily",
+    "ReportCell",
     "ReportDirtyDay",
     "ReportHourly",
     "ReportState",

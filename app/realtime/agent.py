@@ -58,9 +58,9 @@ class AgentNamespace(Namespace):
                 conversation_id=conversation_id,
                 all_agents=False,
                 private=True,
-                extra={"skip_sid": request.sid},
+                extra={"skip_sid": request.sid},  # type: ignore[attr-defined]
             )
-        )  # type: ignore[attr-defined]
+        )
         return {"ok": True}
 
     def on_leave(self, data: Any) -> dict[str, Any]:
@@ -80,9 +80,9 @@ class AgentNamespace(Namespace):
                 conversation_id=conversation_id,
                 all_agents=False,
                 private=True,
-                extra={"skip_sid": request.sid},
+                extra={"skip_sid": request.sid},  # type: ignore[attr-defined]
             )
-        )  # type: ignore[attr-defined]
+        )
         return {"ok": True}
 
     def on_typing(self, data: Any) -> dict[str, Any]:
@@ -104,7 +104,7 @@ class AgentNamespace(Namespace):
                 conversation_id=conversation_id,
                 all_agents=False,
                 private=private,
-                extra={"skip_sid": request.sid},
+                extra={"skip_sid": request.sid},  # type: ignore[attr-defined]
             )
-        )  # type: ignore[attr-defined]
+        )
         return {"ok": True}

@@ -762,7 +762,8 @@ def seed_demo(customers: int = 50, seed: int = 7, password: str | None = None) -
     db.session.commit()
 
     conversations = db.session.scalar(select(func.count(Conversation.id)))
-    statuses = dict(db.session.execute(select(Conversation.status, func.count()).group_by(Conversation.status)).all())
+    by_status = select(Conversation.status, func.count()).group_by(Conversation.status)
+    statuses: dict[str, int] = dict(db.session.execute(by_status).tuples().all())
     lines = [
         f"Demo contact centre ready: {len(people)} customers, {conversations} conversations "
         f"({', '.join(f'{statuses.get(s, 0)} {s}' for s in ('open', 'pending', 'snoozed', 'resolved'))}), "

@@ -4,17 +4,18 @@ Reading a 90-day report from a million conversations must take milliseconds, so 
 conversations. ``refresh_stats`` (the worker, every minute) rebuilds the statistics of each local day that
 changed into two tables:
 
-- ``report_daily``: a cube of (dim, channel, team, day, key) cells, where dim/key is a topic, an agent or "all",
-  and channel/team also take the value ANY (the rollup). Any filter combination therefore reads one contiguous
-  primary-key slice of about (topics + agents) x days rows. Each cell holds the conversation count and two
-  sparse log-scale histograms of seconds (first response, resolution); merging histograms gives the median and
-  p90 within 4.4 % (a DDSketch-style bound) without keeping every value.
+- ``report_cells``: a cube of (dim, channel, team, period, start, key) cells, where dim/key is a topic, an agent
+  or "all", channel/team also take the value ANY (the rollup), and period is a local day or week (the merge of
+  its days). Any filter combination reads contiguous primary-key slices: volume from day cells through a
+  covering index, durations from whole-week cells plus the days left over. Each cell holds the conversation
+  count and two sparse log-scale histograms of seconds (first response, resolution); merging histograms gives
+  the median and p90 within 4.4 % (DDSketch's bound) without keeping every value.
 - ``report_hourly``: counts per local hour, topic, channel and team, for hour-interval reports.
 
-Days and hours are those of the organisation's time zone (ORG_TIMEZONE), DST-correct: a day is local midnight
-to local midnight (23 or 25 hours on change days), a week starts on Monday. Conversations count on the day they
-were created; their durations are attributed to that day too (a cohort view: "of the conversations created
-this week, how fast were they answered and resolved").
+Days and hours are those of the organisation's time zone (ORG_TIMEZONE), DST-correct: a day runs from local
+midnight to local midnight (23 or 25 hours on change days), a week starts on Monday. Conversations count on
+the day they were created, and their durations are attributed to that day too (a cohort view: "of the
+conversations created this week, how fast were they answered and resolved").
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 from flask import current_app
-from sqlalchemy import delete, func, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import String, and_, delete, func, insert, literal, select, text, type_coerce, union_all
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, scoped_session
 
 from app.extensions import db
 from app.models import (
@@ -41,7 +43,7 @@ from app.models import (
     Channel,
     Conversation,
     ConversationTopic,
-    ReportDaily,
+    ReportCell,
     ReportDirtyDay,
     ReportHourly,
     ReportState,
@@ -53,6 +55,9 @@ from app.models.report import ANY, NONE
 from app.services.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
+
+# Services take the request's scoped session or a plain one (tests, scripts).
+DbSession = Session | scoped_session[Session]
 
 INTERVALS = ("hour", "day", "week")
 # Longest report per interval, so one request cannot ask for a million buckets.
@@ -128,6 +133,15 @@ def encode_sketch(counts: Counter[int]) -> bytes:
     return packed.tobytes()
 
 
+def dense_to_sketch(histogram: np.ndarray) -> bytes:
+    """Pack a dense histogram (N_BINS counts) into the stored sparse bytes."""
+    bins = np.flatnonzero(histogram)
+    packed = np.empty(len(bins), dtype=SKETCH)
+    packed["bin"] = bins
+    packed["count"] = histogram[bins]
+    return packed.tobytes()
+
+
 def merge_sketches(groups: Sequence[int], blobs: Sequence[bytes], n_groups: int) -> np.ndarray:
     """Sum the sketches of many cells into one dense histogram per group: shape (n_groups, N_BINS)."""
     if not blobs:
@@ -143,29 +157,43 @@ def merge_sketches(groups: Sequence[int], blobs: Sequence[bytes], n_groups: int)
 
 def quantile(histogram: np.ndarray, q: float) -> float | None:
     """Return the ``q`` quantile of a dense histogram (None when it is empty)."""
-    total = int(histogram.sum())
-    if total == 0:
-        return None
-    rank = q * (total - 1)
-    index = int(np.searchsorted(np.cumsum(histogram), rank, side="right"))
-    return float(BIN_VALUES[min(index, N_BINS - 1)])
+    return quantiles(histogram[None, :], q)[0]
+
+
+def quantiles(histograms: np.ndarray, q: float) -> list[float | None]:
+    """Return the ``q`` quantile of each row of a (groups, N_BINS) histogram array (None for empty rows)."""
+    cumulative = np.cumsum(histograms, axis=1)
+    totals = cumulative[:, -1] if histograms.shape[1] else np.zeros(len(histograms))
+    rank = q * (totals - 1)
+    index = np.minimum((cumulative > rank[:, None]).argmax(axis=1), N_BINS - 1)
+    values = BIN_VALUES[index]
+    return [None if total == 0 else float(value) for total, value in zip(totals, values, strict=True)]
+
+
+def duration_summaries(histograms: np.ndarray) -> list[dict[str, Any]]:
+    """Return count, median and p90 (seconds, rounded) of each row of a histogram array."""
+    medians, p90s = quantiles(histograms, 0.5), quantiles(histograms, 0.9)
+    counts = histograms.sum(axis=1)
+    return [
+        {
+            "count": int(count),
+            "median_seconds": None if median is None else round(median),
+            "p90_seconds": None if p90 is None else round(p90),
+        }
+        for count, median, p90 in zip(counts, medians, p90s, strict=True)
+    ]
 
 
 def duration_summary(histogram: np.ndarray) -> dict[str, Any]:
     """Return count, median and p90 (seconds, rounded) of a histogram."""
-    median, p90 = quantile(histogram, 0.5), quantile(histogram, 0.9)
-    return {
-        "count": int(histogram.sum()),
-        "median_seconds": None if median is None else round(median),
-        "p90_seconds": None if p90 is None else round(p90),
-    }
+    return duration_summaries(histogram[None, :])[0]
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Keeping the statistics fresh
 
 
-def mark_stale(session: Session, conversations: Iterable[Conversation]) -> None:
+def mark_stale(session: DbSession, conversations: Iterable[Conversation]) -> None:
     """Queue the days of ``conversations`` for a statistics rebuild (committed with the caller's change)."""
     tz = org_timezone()
     days = {local_day(conversation.created_at, tz) for conversation in conversations if conversation.created_at}
@@ -173,7 +201,7 @@ def mark_stale(session: Session, conversations: Iterable[Conversation]) -> None:
         session.add(ReportDirtyDay(day=day))
 
 
-def request_full_rebuild(session: Session) -> None:
+def request_full_rebuild(session: DbSession) -> None:
     """Ask the next refresh to rebuild every day (after a change to the topic tree)."""
     state = session.get(ReportState, STATE_ID)
     if state is not None:
@@ -197,11 +225,7 @@ def refresh_stats(now: dt.datetime | None = None) -> RefreshResult:
     session = db.session
     now = now or utcnow()
     tz = org_timezone()
-    state = session.get(ReportState, STATE_ID)
-    if state is None:
-        state = ReportState(id=STATE_ID, timezone=tz.key, watermark=None, rebuild=True)
-        session.add(state)
-        session.commit()
+    state = _ensure_state(session, tz)
     if state.rebuild or state.timezone != tz.key:
         result = rebuild_all(now)
         return result
@@ -227,14 +251,31 @@ def refresh_stats(now: dt.datetime | None = None) -> RefreshResult:
     for day in sorted(days):
         result.conversations += _rebuild_day(session, day, tz, topic_parent)
         result.days += 1
+    for monday in sorted({week_of(day) for day in days}):
+        _rebuild_week(session, monday)
     if max_dirty is not None:
         session.execute(delete(ReportDirtyDay).where(ReportDirtyDay.id <= max_dirty))
-    state = session.get(ReportState, STATE_ID, populate_existing=True)
-    assert state is not None
-    state.watermark = started
+    fresh = session.get(ReportState, STATE_ID, populate_existing=True)
+    assert fresh is not None
+    fresh.watermark = started
+    state = fresh
     state.refreshed_at = utcnow()
     session.commit()
     return result
+
+
+def _ensure_state(session: DbSession, tz: ZoneInfo) -> ReportState:
+    """Return the state row, creating it (marked for a full rebuild) the first time."""
+    state = session.get(ReportState, STATE_ID)
+    if state is None:
+        try:
+            session.add(ReportState(id=STATE_ID, timezone=tz.key, rebuild=True))
+            session.commit()
+        except IntegrityError:  # another worker created it a moment ago
+            session.rollback()
+        state = session.get(ReportState, STATE_ID, populate_existing=True)
+        assert state is not None
+    return state
 
 
 def rebuild_all(now: dt.datetime | None = None) -> RefreshResult:
@@ -242,24 +283,27 @@ def rebuild_all(now: dt.datetime | None = None) -> RefreshResult:
     session = db.session
     now = now or utcnow()
     tz = org_timezone()
-    state = session.get(ReportState, STATE_ID)
-    if state is None:
-        state = ReportState(id=STATE_ID, timezone=tz.key, rebuild=True)
-        session.add(state)
+    _ensure_state(session, tz)
     max_dirty = session.scalar(select(func.max(ReportDirtyDay.id)))
     first = session.scalar(select(func.min(Conversation.created_at)))
     result = RefreshResult(full=True)
-    session.execute(delete(ReportDaily))
+    session.execute(delete(ReportCell))
     session.execute(delete(ReportHourly))
     session.commit()
     if first is not None:
         topic_parent = _topic_parents(session)
         day = local_day(first, tz)
         last = local_day(now, tz)
+        # Each day and week still replaces its own rows under its lock: two workers rebuilding at once (both
+        # saw the zone change) then write the same result instead of colliding.
         while day <= last:
-            result.conversations += _rebuild_day(session, day, tz, topic_parent, fresh=True)
+            result.conversations += _rebuild_day(session, day, tz, topic_parent)
             result.days += 1
             day += dt.timedelta(days=1)
+        monday = week_of(local_day(first, tz))
+        while monday <= last:
+            _rebuild_week(session, monday)
+            monday += dt.timedelta(days=7)
     if max_dirty is not None:
         session.execute(delete(ReportDirtyDay).where(ReportDirtyDay.id <= max_dirty))
     state = session.get(ReportState, STATE_ID, populate_existing=True)
@@ -273,7 +317,7 @@ def rebuild_all(now: dt.datetime | None = None) -> RefreshResult:
     return result
 
 
-def _topic_parents(session: Session) -> dict[int, int | None]:
+def _topic_parents(session: DbSession) -> dict[int, int | None]:
     return dict(session.execute(select(Topic.id, Topic.parent_id)).tuples().all())
 
 
@@ -284,9 +328,7 @@ class _Cell:
     resolution: Counter[int] = field(default_factory=Counter)
 
 
-def _rebuild_day(
-    session: Session, day: dt.date, tz: ZoneInfo, topic_parent: dict[int, int | None], *, fresh: bool = False
-) -> int:
+def _rebuild_day(session: DbSession, day: dt.date, tz: ZoneInfo, topic_parent: dict[int, int | None]) -> int:
     """Recompute one local day's cells from its conversations, in one transaction; return the conversations."""
     start, end = day_start(day, tz), day_start(day + dt.timedelta(days=1), tz)
     if db.dialect == "postgresql":
@@ -323,22 +365,23 @@ def _rebuild_day(
                 if res is not None:
                     cell.resolution[res] += 1
         hour = hour_start(created, tz)
-        hourly[(hour, "all", NONE, channel, team)] += 1
-        for topic in topics:
-            hourly[(hour, "topic", topic, channel, team)] += 1
+        for cube_channel, cube_team in ((channel, team), (channel, ANY), (ANY, team), (ANY, ANY)):
+            hourly[(hour, "all", NONE, cube_channel, cube_team)] += 1
+            for topic in topics:
+                hourly[(hour, "topic", topic, cube_channel, cube_team)] += 1
 
-    if not fresh:
-        session.execute(delete(ReportDaily).where(ReportDaily.day == day))
-        session.execute(delete(ReportHourly).where(ReportHourly.day == day))
+    session.execute(delete(ReportCell).where(ReportCell.period == "day", ReportCell.start == day))
+    session.execute(delete(ReportHourly).where(ReportHourly.day == day))
     if daily:
         session.execute(
-            insert(ReportDaily),
+            insert(ReportCell),
             [
                 {
                     "dim": dim,
                     "channel_id": channel,
                     "team_id": team,
-                    "day": day,
+                    "period": "day",
+                    "start": day,
                     "key": key,
                     "conversations": cell.conversations,
                     "first_response": encode_sketch(cell.first_response),
@@ -365,6 +408,60 @@ def _rebuild_day(
         )
     session.commit()
     return len(rows)
+
+
+def week_of(day: dt.date) -> dt.date:
+    """Return the Monday of ``day``'s week."""
+    return day - dt.timedelta(days=day.weekday())
+
+
+def _rebuild_week(session: DbSession, monday: dt.date) -> None:
+    """Recompute a week's cells as the merge of its day cells, in one transaction."""
+    if db.dialect == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, :day)"), {"ns": PG_LOCK_KEY, "day": -monday.toordinal()}
+        )
+    table = ReportCell.__table__.c
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                table.dim,
+                table.channel_id,
+                table.team_id,
+                table.key,
+                table.conversations,
+                table.first_response,
+                table.resolution,
+            ).where(table.period == "day", table.start >= monday, table.start < monday + dt.timedelta(days=7))
+        )
+        .all()
+    )
+    session.execute(delete(ReportCell).where(ReportCell.period == "week", ReportCell.start == monday))
+    if rows:
+        cells: dict[tuple[str, int, int, int], int] = {}
+        owners = [cells.setdefault((dim, channel, team, key), len(cells)) for dim, channel, team, key, *_ in rows]
+        conversations = np.bincount(owners, weights=[row[4] for row in rows], minlength=len(cells))
+        first_response = merge_sketches(owners, [row[5] for row in rows], len(cells))
+        resolution = merge_sketches(owners, [row[6] for row in rows], len(cells))
+        session.execute(
+            insert(ReportCell),
+            [
+                {
+                    "dim": dim,
+                    "channel_id": channel,
+                    "team_id": team,
+                    "period": "week",
+                    "start": monday,
+                    "key": key,
+                    "conversations": int(conversations[i]),
+                    "first_response": dense_to_sketch(first_response[i]),
+                    "resolution": dense_to_sketch(resolution[i]),
+                }
+                for (dim, channel, team, key), i in cells.items()
+            ],
+        )
+    session.commit()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -400,7 +497,7 @@ def parse_bound(value: str | None, tz: ZoneInfo, *, default: dt.datetime) -> dt.
     return parsed.astimezone(dt.UTC)
 
 
-def resolve_channel_filter(session: Session, value: str | None) -> tuple[int, ...] | None:
+def resolve_channel_filter(session: DbSession, value: str | None) -> tuple[int, ...] | None:
     """Turn ``channel=`` (an id or a kind such as ``email``) into channel ids; None means every channel."""
     if not value:
         return None
@@ -440,56 +537,69 @@ def topic_report(query: ReportQuery) -> dict[str, Any]:
             fields={"to": f"at most {MAX_SPAN[query.interval].days} days for interval={query.interval}"},
         )
     session = db.session
-    channel_values = list(query.channel_ids) if query.channel_ids is not None else [ANY]
-    team_value = query.team_id if query.team_id is not None else ANY
+    cube = _Cube(query.channel_ids, query.team_id)
     buckets = _buckets(start, end, query.interval, tz)
     bucket_index = {key: i for i, (key, _) in enumerate(buckets)}
-    counts: dict[int, np.ndarray] = {}
-    totals = np.zeros(len(buckets), dtype=np.int64)
-    previous: Counter[int] = Counter()
-    previous_total = 0
-
-    def count(dim: str, key: int, i: int, n: int) -> None:
-        nonlocal totals
-        if dim == "all":
-            totals[i] += n
-        elif dim == "topic":
-            counts.setdefault(key, np.zeros(len(buckets), dtype=np.int64))[i] += n
 
     if query.interval == "hour":
         previous_start = start - (end - start)
-        for hour, dim, key, n in _hourly_volume(session, start, end, query):
-            if (i := bucket_index.get(hour)) is not None:
-                count(dim, key, i, n)
-        previous_rows = _hourly_totals(session, previous_start, start, query)
+        # Hours come back as the driver gives them (text on SQLite, a datetime on PostgreSQL): map both forms.
+        hour_bucket: dict[Any, int] = {}
+        for key, i in bucket_index.items():
+            hour_bucket[key] = i
+            hour_bucket[key.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")] = i
+        volume = [
+            (dim, key, hour_bucket[hour], n)
+            for hour, dim, key, n in _hourly_volume(session, start, end, cube)
+            if hour in hour_bucket
+        ]
+        previous_rows = _hourly_totals(session, previous_start, start, cube)
         # Durations come from the whole local days inside the range, plus raw conversations at the edges.
         first_full = local_day(start, tz)
         if day_start(first_full, tz) < start:
             first_full += dt.timedelta(days=1)
         end_full = local_day(end, tz)
         if end_full <= first_full:
-            first_full = end_full = local_day(start, tz)
+            first_full = end_full
             edges = [(start, end)]
         else:
             edges = [(start, day_start(first_full, tz)), (day_start(end_full, tz), end)]
-        time_rows = _daily_rows(session, first_full, end_full, channel_values, team_value)
     else:
-        first_day, end_day = local_day(start, tz), local_day(end, tz)
-        previous_start = day_start(first_day - (end_day - first_day), tz)
-        time_rows = _daily_rows(session, first_day, end_day, channel_values, team_value)
-        for dim, day, key, n, _frt, _res in time_rows:
-            count(dim, key, bucket_index[_bucket_key(day, first_day, query.interval)], n)
-        previous_rows = _daily_totals(session, local_day(previous_start, tz), first_day, channel_values, team_value)
-        first_full, end_full, edges = first_day, end_day, []
+        first_full, end_full = local_day(start, tz), local_day(end, tz)
+        previous_start = day_start(first_full - (end_full - first_full), tz)
+        day_bucket: dict[Any, int] = {}
+        day = first_full
+        while day < end_full:
+            i = bucket_index[_bucket_key(day, first_full, query.interval)]
+            day_bucket[day] = day_bucket[day.isoformat()] = i
+            day += dt.timedelta(days=1)
+        volume = [
+            (dim, key, day_bucket[day], n) for dim, day, key, n in _day_volume(session, first_full, end_full, cube)
+        ]
+        previous_rows = _day_totals(session, local_day(previous_start, tz), first_full, cube)
+        edges = []
+
+    # One matrix row per series (row 0: all conversations), filled in one vectorised pass.
+    series_of: dict[tuple[str, int], int] = {("all", NONE): 0}
+    rows = [series_of.setdefault((dim, key), len(series_of)) for dim, key, _i, _n in volume]
+    matrix = np.zeros((len(series_of), len(buckets)), dtype=np.int64)
+    if volume:
+        np.add.at(matrix, (np.array(rows), np.array([v[2] for v in volume])), np.array([v[3] for v in volume]))
+    totals = matrix[0]
+    counts = {key: matrix[i] for (dim, key), i in series_of.items() if dim == "topic"}
+    previous: Counter[int] = Counter()
+    previous_total = 0
     for dim, key, n in previous_rows:
         if dim == "all":
             previous_total += n
         else:
             previous[key] += n
 
-    channel_rows = _channel_rows(session, first_full, end_full, query.channel_ids, team_value)
-    times = _durations(session, time_rows, channel_rows, edges, query)
-    topics = {topic.id: topic for topic in session.scalars(select(Topic))}
+    topics = {
+        row.id: row
+        for row in session.execute(select(Topic.id, Topic.name, Topic.parent_id, Topic.colour, Topic.archived))
+    }
+    times = _durations(session, first_full, end_full, edges, query, cube, topics)
     topic_rows = []
     for key in sorted(set(counts) | {k for k, v in previous.items() if v}):
         series = counts.get(key, np.zeros(len(buckets), dtype=np.int64))
@@ -582,165 +692,185 @@ def _buckets(start: dt.datetime, end: dt.datetime, interval: str, tz: ZoneInfo) 
     return buckets
 
 
-def _cell_filter(model: Any, channel_values: list[int], team_value: int) -> list[Any]:
-    channel = (
-        model.channel_id == channel_values[0] if len(channel_values) == 1 else model.channel_id.in_(channel_values)
-    )
-    return [channel, model.team_id == team_value]
+CELLS = ReportCell.__table__.c
 
 
-DailyRow = tuple[str, dt.date, int, int, bytes, bytes]
+@dataclass(frozen=True)
+class _Cube:
+    """Which cube cells a filter reads: the channel rollup unless channels are given, likewise teams."""
+
+    channel_ids: tuple[int, ...] | None
+    team_id: int | None
+
+    def where(self, *, every_channel: Sequence[int] | None = None) -> list[Any]:
+        """Filter clauses; ``every_channel`` (all channel ids) reads each channel's own cells, not the rollup."""
+        ids = self.channel_ids if self.channel_ids is not None else every_channel
+        if ids is not None:
+            # Equalities, never "!= ANY": each id is then a primary-key range of its own.
+            channel = CELLS.channel_id == ids[0] if len(ids) == 1 else CELLS.channel_id.in_(ids)
+        else:
+            channel = CELLS.channel_id == ANY
+        return [channel, CELLS.team_id == (self.team_id if self.team_id is not None else ANY)]
 
 
-def _daily_rows(
-    session: Session, first_day: dt.date, end_day: dt.date, channel_values: list[int], team_value: int
-) -> list[DailyRow]:
-    """Return (dim, day, key, conversations, first_response, resolution) for topic, agent and "all" cells."""
+def _periods(first_day: dt.date, end_day: dt.date) -> tuple[tuple[dt.date, dt.date] | None, list[dt.date]]:
+    """Split [first_day, end_day) into whole weeks (Monday range) and the days left over at either end."""
+    first_monday = first_day + dt.timedelta(days=(7 - first_day.weekday()) % 7)
+    end_monday = end_day - dt.timedelta(days=end_day.weekday())
+    if end_monday <= first_monday:
+        return None, [first_day + dt.timedelta(days=i) for i in range((end_day - first_day).days)]
+    days = [first_day + dt.timedelta(days=i) for i in range((first_monday - first_day).days)]
+    days += [end_monday + dt.timedelta(days=i) for i in range((end_day - end_monday).days)]
+    return (first_monday, end_monday), days
+
+
+def _day_volume(
+    session: DbSession, first_day: dt.date, end_day: dt.date, cube: _Cube
+) -> list[tuple[str, Any, int, int]]:
+    """Return (dim, day, key, conversations) of topic and "all" day cells (day: a date, or ISO text)."""
     if end_day <= first_day:
         return []
-    result = session.execute(
-        select(
-            ReportDaily.dim,
-            ReportDaily.day,
-            ReportDaily.key,
-            ReportDaily.conversations,
-            ReportDaily.first_response,
-            ReportDaily.resolution,
-        ).where(
-            ReportDaily.dim.in_(("topic", "agent", "all")),
-            *_cell_filter(ReportDaily, channel_values, team_value),
-            ReportDaily.day >= first_day,
-            ReportDaily.day < end_day,
+    # Core rows, not ORM: thousands of cells come back, and ORM row handling would cost more than the query.
+    result = session.connection().execute(
+        # The date as the driver gives it (text on SQLite): parsing thousands of dates would cost more than the
+        # query; buckets are looked up by either form.
+        select(CELLS.dim, type_coerce(CELLS.start, String), CELLS.key, CELLS.conversations).where(
+            CELLS.dim.in_(("topic", "all")),
+            *cube.where(),
+            CELLS.period == "day",
+            CELLS.start >= first_day,
+            CELLS.start < end_day,
         )
     )
-    return [tuple(row) for row in result]  # type: ignore[misc]
+    return result.all()  # type: ignore[return-value]
 
 
-def _channel_rows(
-    session: Session, first_day: dt.date, end_day: dt.date, channel_ids: tuple[int, ...] | None, team_value: int
-) -> list[tuple[int, int, bytes, bytes]]:
-    """Return (channel_id, conversations, first_response, resolution) of each channel's "all" cells."""
+def _day_totals(session: DbSession, first_day: dt.date, end_day: dt.date, cube: _Cube) -> list[tuple[str, int, int]]:
+    result = session.connection().execute(
+        select(CELLS.dim, CELLS.key, func.sum(CELLS.conversations))
+        .where(
+            CELLS.dim.in_(("topic", "all")),
+            *cube.where(),
+            CELLS.period == "day",
+            CELLS.start >= first_day,
+            CELLS.start < end_day,
+        )
+        .group_by(CELLS.dim, CELLS.key)
+    )
+    return [(dim, key, int(n)) for dim, key, n in result]
+
+
+def _sketch_rows(
+    session: DbSession, first_day: dt.date, end_day: dt.date, cube: _Cube
+) -> list[tuple[str, int, int, bytes, bytes]]:
+    """Return (dim, key, conversations, first_response, resolution) for topic, agent, "all" and per-channel
+    cells covering [first_day, end_day): week cells for whole weeks, day cells for the rest.
+
+    Per-channel cells come back with dim "channel" and the channel id as key.
+    """
     if end_day <= first_day:
         return []
-    channel = ReportDaily.channel_id.in_(channel_ids) if channel_ids is not None else ReportDaily.channel_id != ANY
-    result = session.execute(
-        select(
-            ReportDaily.channel_id, ReportDaily.conversations, ReportDaily.first_response, ReportDaily.resolution
-        ).where(
-            ReportDaily.dim == "all",
-            ReportDaily.team_id == team_value,
-            channel,
-            ReportDaily.day >= first_day,
-            ReportDaily.day < end_day,
-        )
-    )
-    return [tuple(row) for row in result]  # type: ignore[misc]
-
-
-def _daily_totals(
-    session: Session, first_day: dt.date, end_day: dt.date, channel_values: list[int], team_value: int
-) -> list[tuple[str, int, int]]:
-    return [
-        (dim, key, int(n))
-        for dim, key, n in session.execute(
-            select(ReportDaily.dim, ReportDaily.key, func.sum(ReportDaily.conversations))
-            .where(
-                ReportDaily.dim.in_(("topic", "all")),
-                *_cell_filter(ReportDaily, channel_values, team_value),
-                ReportDaily.day >= first_day,
-                ReportDaily.day < end_day,
+    weeks, days = _periods(first_day, end_day)
+    spans = []
+    if weeks is not None:
+        spans.append(and_(CELLS.period == "week", CELLS.start >= weeks[0], CELLS.start < weeks[1]))
+    if days:
+        spans.append(and_(CELLS.period == "day", CELLS.start.in_(days)))
+    every_channel = [NONE, *session.scalars(select(Channel.id).order_by(Channel.id))]
+    branches = []
+    for span in spans:
+        branches.append(
+            select(CELLS.dim, CELLS.key, CELLS.conversations, CELLS.first_response, CELLS.resolution).where(
+                CELLS.dim.in_(("topic", "agent", "all")), *cube.where(), span
             )
-            .group_by(ReportDaily.dim, ReportDaily.key)
         )
-    ]
+        branches.append(
+            select(
+                literal("channel", String),
+                CELLS.channel_id,
+                CELLS.conversations,
+                CELLS.first_response,
+                CELLS.resolution,
+            ).where(CELLS.dim == "all", *cube.where(every_channel=every_channel), span)
+        )
+    # One round trip; each branch is a primary-key range of its own.
+    return session.connection().execute(union_all(*branches)).all()  # type: ignore[return-value]
 
 
-def _hourly_filter(query: ReportQuery) -> list[Any]:
-    clauses = []
-    if query.channel_ids is not None:
-        clauses.append(ReportHourly.channel_id.in_(query.channel_ids))
-    if query.team_id is not None:
-        clauses.append(ReportHourly.team_id == query.team_id)
-    return clauses
+def _hourly_filter(cube: _Cube) -> list[Any]:
+    hours = ReportHourly.__table__.c
+    if cube.channel_ids is not None:
+        ids = cube.channel_ids
+        channel = hours.channel_id == ids[0] if len(ids) == 1 else hours.channel_id.in_(ids)
+    else:
+        channel = hours.channel_id == ANY
+    return [channel, hours.team_id == (cube.team_id if cube.team_id is not None else ANY)]
 
 
 def _hourly_volume(
-    session: Session, start: dt.datetime, end: dt.datetime, query: ReportQuery
-) -> list[tuple[dt.datetime, str, int, int]]:
-    return [
-        (hour, dim, key, int(n))
-        for hour, dim, key, n in session.execute(
-            select(ReportHourly.hour_start, ReportHourly.dim, ReportHourly.key, func.sum(ReportHourly.conversations))
-            .where(ReportHourly.hour_start >= start, ReportHourly.hour_start < end, *_hourly_filter(query))
-            .group_by(ReportHourly.hour_start, ReportHourly.dim, ReportHourly.key)
-        )
-    ]
+    session: DbSession, start: dt.datetime, end: dt.datetime, cube: _Cube
+) -> list[tuple[Any, str, int, int]]:
+    """Return (hour start as the driver gives it, dim, key, conversations) per hour in [start, end)."""
+    hours = ReportHourly.__table__.c
+    result = session.connection().execute(
+        select(type_coerce(hours.hour_start, String), hours.dim, hours.key, func.sum(hours.conversations))
+        .where(*_hourly_filter(cube), hours.hour_start >= start, hours.hour_start < end)
+        .group_by(hours.hour_start, hours.dim, hours.key)
+    )
+    return [(hour, dim, key, int(n)) for hour, dim, key, n in result]
 
 
-def _hourly_totals(
-    session: Session, start: dt.datetime, end: dt.datetime, query: ReportQuery
-) -> list[tuple[str, int, int]]:
-    return [
-        (dim, key, int(n))
-        for dim, key, n in session.execute(
-            select(ReportHourly.dim, ReportHourly.key, func.sum(ReportHourly.conversations))
-            .where(ReportHourly.hour_start >= start, ReportHourly.hour_start < end, *_hourly_filter(query))
-            .group_by(ReportHourly.dim, ReportHourly.key)
-        )
-    ]
+def _hourly_totals(session: DbSession, start: dt.datetime, end: dt.datetime, cube: _Cube) -> list[tuple[str, int, int]]:
+    hours = ReportHourly.__table__.c
+    result = session.connection().execute(
+        select(hours.dim, hours.key, func.sum(hours.conversations))
+        .where(*_hourly_filter(cube), hours.hour_start >= start, hours.hour_start < end)
+        .group_by(hours.dim, hours.key)
+    )
+    return [(dim, key, int(n)) for dim, key, n in result]
 
 
 def _durations(
-    session: Session,
-    rows: list[DailyRow],
-    channel_rows: list[tuple[int, int, bytes, bytes]],
+    session: DbSession,
+    first_day: dt.date,
+    end_day: dt.date,
     edges: list[tuple[dt.datetime, dt.datetime]],
     query: ReportQuery,
+    cube: _Cube,
+    topics: dict[int, Any],
 ) -> dict[str, Any]:
     """Merge the duration sketches by topic, agent and channel (plus raw conversations at partial-day edges)."""
+    rows = _sketch_rows(session, first_day, end_day, cube)
     groups: dict[tuple[str, int], int] = {}
-    owners: list[int] = []
-    frt_blobs: list[bytes] = []
-    res_blobs: list[bytes] = []
-    conversations: Counter[tuple[str, int]] = Counter()
-
-    def add(group: tuple[str, int], n: int, frt: bytes, res: bytes) -> None:
-        index = groups.setdefault(group, len(groups))
-        conversations[group] += n
-        owners.append(index)
-        frt_blobs.append(frt)
-        res_blobs.append(res)
-
-    for dim, _day, key, n, frt, res in rows:
-        add((dim, key), n, frt, res)
-    for channel_id, n, frt, res in channel_rows:
-        add(("channel", channel_id), n, frt, res)
-
+    owners = [groups.setdefault((row[0], row[1]), len(groups)) for row in rows]
     raw: list[tuple[tuple[str, int], int | None, int | None]] = []
     for edge_start, edge_end in edges:
         if edge_end > edge_start:
             raw.extend(_raw_cells(session, edge_start, edge_end, query))
     for group, _frt, _res in raw:
         groups.setdefault(group, len(groups))
-        conversations[group] += 1
 
     n_groups = len(groups)
-    frt_hist = merge_sketches(owners, frt_blobs, n_groups)
-    res_hist = merge_sketches(owners, res_blobs, n_groups)
+    conversations = np.bincount(owners, weights=[row[2] for row in rows], minlength=n_groups).astype(np.int64)
+    frt_hist = merge_sketches(owners, [row[3] for row in rows], n_groups)
+    res_hist = merge_sketches(owners, [row[4] for row in rows], n_groups)
     for group, frt, res in raw:
-        if frt is not None:
-            frt_hist[groups[group], frt] += 1
-        if res is not None:
-            res_hist[groups[group], res] += 1
-
-    names = _names(session, groups)
-
-    def entry(group: tuple[str, int]) -> dict[str, Any]:
         index = groups[group]
+        conversations[index] += 1
+        if frt is not None:
+            frt_hist[index, frt] += 1
+        if res is not None:
+            res_hist[index, res] += 1
+
+    names = _names(session, groups, topics)
+    first_responses = duration_summaries(frt_hist)
+    resolutions = duration_summaries(res_hist)
+
+    def entry(index: int) -> dict[str, Any]:
         return {
-            "conversations": int(conversations[group]),
-            "first_response": duration_summary(frt_hist[index]),
-            "resolution": duration_summary(res_hist[index]),
+            "conversations": int(conversations[index]),
+            "first_response": first_responses[index],
+            "resolution": resolutions[index],
         }
 
     empty = np.zeros(N_BINS, dtype=np.int64)
@@ -754,24 +884,24 @@ def _durations(
         "by_channel": [],
         "by_agent": [],
     }
-    for group in sorted(groups, key=lambda g: (-conversations[g], g)):
+    for group, index in sorted(groups.items(), key=lambda item: (-conversations[item[1]], item[0])):
         dim, key = group
         if dim == "all":
-            result["overall"] = entry(group)
+            result["overall"] = entry(index)
         elif dim == "topic":
-            result["by_topic"].append({"topic_id": key or None, "name": names.get(group, "(no topic)"), **entry(group)})
+            result["by_topic"].append({"topic_id": key or None, "name": names.get(group, "(no topic)"), **entry(index)})
         elif dim == "agent":
             result["by_agent"].append(
-                {"agent_id": key or None, "name": names.get(group, "(unassigned)"), **entry(group)}
+                {"agent_id": key or None, "name": names.get(group, "(unassigned)"), **entry(index)}
             )
         elif dim == "channel":
             channel_name, kind = names.get(group, ("(no channel)", None))
-            result["by_channel"].append({"channel_id": key or None, "name": channel_name, "kind": kind, **entry(group)})
+            result["by_channel"].append({"channel_id": key or None, "name": channel_name, "kind": kind, **entry(index)})
     return result
 
 
 def _raw_cells(
-    session: Session, start: dt.datetime, end: dt.datetime, query: ReportQuery
+    session: DbSession, start: dt.datetime, end: dt.datetime, query: ReportQuery
 ) -> list[tuple[tuple[str, int], int | None, int | None]]:
     """Return (group, first-response bin, resolution bin) per conversation and group, created in [start, end)."""
     conditions = [Conversation.created_at >= start, Conversation.created_at < end]
@@ -794,7 +924,7 @@ def _raw_cells(
     if not rows:
         return []
     tags = _expanded_tags(session, conditions)
-    cells = []
+    cells: list[tuple[tuple[str, int], int | None, int | None]] = []
     for conversation_id, channel_id, assignee_id, created, first_response, resolved in rows:
         frt = bin_of((first_response - created).total_seconds()) if first_response else None
         res = bin_of((resolved - created).total_seconds()) if resolved else None
@@ -805,7 +935,7 @@ def _raw_cells(
 
 
 def _expanded_tags(
-    session: Session, conditions: list[Any], parents: dict[int, int | None] | None = None
+    session: DbSession, conditions: list[Any], parents: dict[int, int | None] | None = None
 ) -> dict[int, set[int]]:
     """Return each matching conversation's topics plus their parents."""
     parents = parents if parents is not None else _topic_parents(session)
@@ -822,15 +952,15 @@ def _expanded_tags(
     return tags
 
 
-def _names(session: Session, groups: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+def _names(session: DbSession, groups: Iterable[tuple[str, int]], topics: dict[int, Any]) -> dict[tuple[str, int], Any]:
     wanted: dict[str, set[int]] = defaultdict(set)
     for dim, key in groups:
         if key:
             wanted[dim].add(key)
     names: dict[tuple[str, int], Any] = {}
-    if wanted["topic"]:
-        for topic_id, name in session.execute(select(Topic.id, Topic.name).where(Topic.id.in_(wanted["topic"]))):
-            names[("topic", topic_id)] = name
+    for topic_id in wanted["topic"]:
+        if topic_id in topics:
+            names[("topic", topic_id)] = topics[topic_id].name
     if wanted["agent"]:
         for user_id, name in session.execute(select(User.id, User.name).where(User.id.in_(wanted["agent"]))):
             names[("agent", user_id)] = name
@@ -842,7 +972,7 @@ def _names(session: Session, groups: Iterable[tuple[str, int]]) -> dict[tuple[st
     return names
 
 
-def _alerts_between(session: Session, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+def _alerts_between(session: DbSession, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     from app.services.spikes import alert_payload
 
     alerts = session.scalars(
@@ -854,7 +984,7 @@ def _alerts_between(session: Session, start: dt.datetime, end: dt.datetime) -> l
     return [alert_payload(session, alert) for alert in alerts]
 
 
-def _stats_state(session: Session) -> dict[str, Any]:
+def _stats_state(session: DbSession) -> dict[str, Any]:
     state = session.get(ReportState, STATE_ID)
     if state is None:
         return {"timezone": None, "refreshed_at": None, "rebuilding": True}

@@ -21,17 +21,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from scipy.stats import nbinom
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 log = logging.getLogger(__name__)
+
+# Services take the request's scoped session or a plain one (tests, scripts).
+DbSession = Session | scoped_session[Session]
 
 # Shape of the Gamma prior on a topic's rate (Jeffreys-like); keeps a zero baseline from meaning "never".
 PRIOR_SHAPE = 0.5
@@ -76,12 +79,14 @@ class SpikeSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SpikeSettings:
-        """Read ``SPIKE_WINDOW_MINUTES``, ``SPIKE_ALPHA``… from a Flask config, defaults for the rest."""
+        """Read ``SPIKE_WINDOW_MINUTES``, ``SPIKE_ALPHA``… from the Flask config or else the environment."""
+        defaults = cls()
         values: dict[str, Any] = {}
         for item in fields(cls):
-            raw = config.get("SPIKE_" + item.name.upper())
+            name = "SPIKE_" + item.name.upper()
+            raw = config.get(name, os.environ.get(name))
             if raw is not None and raw != "":
-                values[item.name] = type(item.default)(raw)
+                values[item.name] = type(getattr(defaults, item.name))(raw)
         return cls(**values)
 
 
@@ -109,6 +114,9 @@ def tail_probability(
 
     ``level`` scales the expectation by how busy the day is across the other topics.
     """
+    # Imported here: web processes serialise alerts from this module but never test for spikes.
+    from scipy.stats import nbinom
+
     if observed <= 0:
         return 1.0
     shape_posterior = baseline_total + PRIOR_SHAPE
@@ -236,7 +244,7 @@ def _localize(naive_local: dt.datetime, tz: ZoneInfo) -> dt.datetime:
 # The worker job: read counts from the database, keep one Alert per episode, publish alert.created.
 
 
-def evaluate_spikes(session: Session, now: dt.datetime, settings: SpikeSettings, tz: ZoneInfo) -> list[int]:
+def evaluate_spikes(session: DbSession, now: dt.datetime, settings: SpikeSettings, tz: ZoneInfo) -> list[int]:
     """Assess every active topic for the windows ending at ``now``; return the ids of alerts opened.
 
     Counts are of conversations tagged in each window (see ``tag_times``); a parent topic counts its
@@ -333,6 +341,11 @@ def evaluate_spikes(session: Session, now: dt.datetime, settings: SpikeSettings,
             if alert.calm_evaluations >= settings.end_after:
                 alert.status = "closed"
                 alert.ended_at = now
+    active_ids = {topic.id for topic in active}
+    for topic_id, alert in open_alerts.items():
+        if topic_id not in active_ids:  # archived meanwhile: nothing will ever evaluate it again
+            alert.status = "closed"
+            alert.ended_at = now
     session.flush()
     for alert in opened:
         publish(
@@ -368,7 +381,7 @@ class _Tags:
 
 
 def tag_times(
-    session: Session, start: dt.datetime, end: dt.datetime, parent_of: Mapping[int, int]
+    session: DbSession, start: dt.datetime, end: dt.datetime, parent_of: Mapping[int, int]
 ) -> list[tuple[int, int, dt.datetime]]:
     """Return (conversation, topic, tagged at) for tags added in [start, end); parents get a row too.
 
@@ -391,7 +404,7 @@ def tag_times(
 
 
 def _alert_ranges(
-    session: Session, since: dt.datetime, until: dt.datetime
+    session: DbSession, since: dt.datetime, until: dt.datetime
 ) -> dict[int, list[tuple[dt.datetime, dt.datetime]]]:
     from app.models.alert import Alert
 
@@ -410,7 +423,7 @@ def _overlaps(ranges: Iterable[tuple[dt.datetime, dt.datetime]], window: tuple[d
     return any(start < window[1] and window[0] < end for start, end in ranges)
 
 
-def alert_payload(session: Session, alert: Any) -> dict[str, Any]:
+def alert_payload(session: DbSession, alert: Any) -> dict[str, Any]:
     """Serialise an alert for the API and the ``alert.created`` event."""
     from app.models.topic import Topic
 

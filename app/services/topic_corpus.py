@@ -254,17 +254,34 @@ def _typos(text: str, rng: random.Random) -> str:
     return "".join(chars)
 
 
-def message(label: tuple[str, str], rng: random.Random) -> str:
-    """Write one customer opener for the subtopic ``label``."""
+def held_out(label: tuple[str, str], language: str, index: int) -> bool:
+    """The phrasings kept out of training to measure how the model copes with wording it never saw.
+
+    The last English and the last Polish opener of every subtopic.
+    """
+    english, polish = OPENERS[label]
+    return index == (len(english) if language == "en" else len(polish)) - 1
+
+
+def message(label: tuple[str, str], rng: random.Random, *, unseen: bool | None = None) -> str:
+    """Write one customer opener for the subtopic ``label``.
+
+    ``unseen`` True uses only the held-out phrasings (see ``held_out``), False only the others, None any.
+    """
     english, polish = OPENERS[label]
     pl = rng.random() < 0.25
+    language = "pl" if pl else "en"
+    choices = [
+        i for i in range(len(polish if pl else english)) if unseen is None or held_out(label, language, i) == unseen
+    ]
+    core_index = rng.choice(choices)
     parts: list[str] = []
     if rng.random() < 0.6:
         parts.append(rng.choice(GREETINGS_PL if pl else GREETINGS_EN))
     if rng.random() < 0.06:
         parts.append(_fill(rng.choice(VAGUE), rng))  # the problem never named: the text alone cannot tell
     else:
-        core = _fill(rng.choice(polish if pl else english), rng)
+        core = _fill((polish if pl else english)[core_index], rng)
         parts.append(core[0].upper() + core[1:] + rng.choice((".", "!", "", "?", "...")))
         if rng.random() < 0.1:
             other = rng.choice([key for key in OPENERS if key != label])
@@ -281,7 +298,9 @@ def message(label: tuple[str, str], rng: random.Random) -> str:
     return text
 
 
-def corpus(n: int, seed: int = 0, *, label_noise: float = 0.03) -> list[tuple[str, tuple[str, str]]]:
+def corpus(
+    n: int, seed: int = 0, *, label_noise: float = 0.03, unseen: bool | None = None
+) -> list[tuple[str, tuple[str, str]]]:
     """Return ``n`` (text, (topic, subtopic)) pairs; subtopics are drawn with uneven, realistic frequencies."""
     rng = random.Random(seed)
     labels = list(OPENERS)
@@ -289,7 +308,7 @@ def corpus(n: int, seed: int = 0, *, label_noise: float = 0.03) -> list[tuple[st
     result = []
     for _ in range(n):
         label = rng.choices(labels, weights)[0]
-        text = message(label, rng)
+        text = message(label, rng, unseen=unseen)
         if rng.random() < label_noise:  # an agent picked the neighbouring subtopic
             siblings = [key for key in labels if key[0] == label[0] and key != label]
             label = rng.choice(siblings) if siblings else label

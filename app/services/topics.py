@@ -360,7 +360,7 @@ def set_topic_required(
     model: type[Channel] | type[Team], target_id: int, required: bool, *, actor_id: int | None
 ) -> dict[str, Any]:
     """Turn "topic required on resolve" on or off for a channel or a team; return its rule."""
-    target = db.session.get(model, target_id)
+    target = db.session.get(Channel, target_id) if model is Channel else db.session.get(Team, target_id)
     kind = "channel" if model is Channel else "team"
     if target is None:
         raise NotFound(f"{kind} {target_id} not found")

@@ -52,7 +52,7 @@ def build_outbound(message: Message) -> OutboundMessage:
     conversation = db.session.get_one(Conversation, message.conversation_id)
     channel = db.session.get_one(Channel, message.channel_id)
     identity = db.session.get_one(CustomerIdentity, message.identity_id)
-    references = list(
+    references: list[str] = list(
         db.session.scalars(
             select(Message.message_id_header)
             .where(
@@ -122,6 +122,9 @@ def deliver(app: Flask, message_id: int) -> str:
         return _finish(message)
     try:
         outbound = build_outbound(message)
+        # End the read transaction before talking to the provider: on SQLite every transaction holds the
+        # write lock, and a slow relay must not stall ingest for the length of a network call.
+        db.session.commit()
         provider_id = get_connector(outbound.channel, config).send(outbound)
     except SendError as exc:
         retry = exc.retryable and message.attempts < config["OUTBOX_MAX_ATTEMPTS"]

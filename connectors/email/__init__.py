@@ -1,9 +1,10 @@
 """Email: an aiosmtpd server for inbound mail, MIME parsing, and outbound mail through an SMTP relay.
 
-Pure modules: ``parse`` (raw mail → InboundMessage), ``charsets``, ``mime``, ``html`` (nh3 sanitising),
-``quotes`` (reply folding), ``loopguard`` (automatic mail), ``bounce`` (delivery reports), ``compose``
-(MIME for replies). ``relay`` sends through SMTP_RELAY_URL; ``server`` is the SMTP listener
-(``start_smtp_server(app)``), run by ``flask smtp-server`` or in-process in embedded mode.
+Pure modules: ``parse`` (raw mail → InboundMessage), ``charsets``, ``mime``, ``quotes`` (reply folding),
+``loopguard`` (automatic mail), ``bounce`` (delivery reports), ``compose`` (MIME for replies); HTML
+sanitising lives in ``connectors.html``, shared with the other channels. ``relay`` sends through
+SMTP_RELAY_URL; ``server`` is the SMTP listener (``start_smtp_server(app)``), run by ``flask smtp-server`` or
+in-process in embedded mode.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from connectors.base import OutboundMessage
-from connectors.email.html import text_to_html
 from connectors.email.parse import conversation_number
+from connectors.html import text_to_html
 
 MAX_REFERENCES = 20
 _REPLY_PREFIX_RE = re.compile(r"^\s*(?:re|aw|odp|sv|vs|antw|rif|r)\s*:", re.IGNORECASE)

@@ -40,7 +40,7 @@ def _header(message: Message, name: str) -> str | None:
     try:
         value = message.get(name)
     except Exception:  # a malformed header is no reason to fail the check
-        value = message.get_all(name, [None])[0] if hasattr(message, "get_all") else None
+        return None
     return None if value is None else str(value)
 
 
@@ -59,8 +59,12 @@ def automated_reason(
     sender: str | None,
     envelope_sender: str | None = None,
     own_addresses: Iterable[str] = (),
+    subject: str | None = None,
 ) -> str | None:
-    """Return why ``message`` was sent by a machine (for the flag the agent sees), or None for a human."""
+    """Return why ``message`` was sent by a machine (for the flag the agent sees), or None for a human.
+
+    ``subject`` is the decoded subject (the raw header may hide "Automatic reply" in an encoded word).
+    """
     auto_submitted = _header(message, "auto-submitted")
     if auto_submitted is not None:
         token = auto_submitted.strip().split(";", 1)[0].split("(", 1)[0].strip().lower()
@@ -80,7 +84,7 @@ def automated_reason(
     if report:
         # Read receipts, abuse feedback and delivery reports are written by machines.
         return f"report: {message.get_param('report-type') or 'unknown'}"
-    subject = _header(message, "subject") or ""
+    subject = subject if subject is not None else _header(message, "subject") or ""
     if _AUTO_SUBJECT_RE.search(subject):
         return f"auto-reply subject ({subject.strip()[:60]})"
     if envelope_sender is not None and envelope_sender.strip("<> ") == "":

@@ -1,10 +1,11 @@
 """Parse raw RFC 5322 mail into an InboundMessage: pure, no database, never crashes on real-world mail.
 
-The standard library's modern API (``policy.default``) does the MIME work. Around it sit the fallbacks real
-mail needs: a repaired header block (mbox lines and junk before the headers, obsolete ``Name :`` syntax,
-stray lines inside the header block), headers decoded from their raw bytes (8-bit headers, RFC 2047 words
-in unknown charsets), bodies decoded whatever their transfer encoding or charset claims, HTML sanitised,
-``cid:`` images pointed at served attachments, forwarded messages unpacked, quoted history folded.
+The standard library's email package does the MIME work, and its modern header parsers (``policy.default``)
+back up our header decoding. Around it sit the fallbacks real mail needs: a repaired header block (mbox
+lines and junk before the headers, obsolete ``Name :`` syntax, stray lines inside the header block),
+headers decoded from their raw bytes (8-bit headers, RFC 2047 words in unknown charsets), bodies decoded
+whatever their transfer encoding or charset claims, HTML sanitised, ``cid:`` images pointed at served
+attachments, forwarded messages unpacked, quoted history folded.
 """
 
 from __future__ import annotations
@@ -27,16 +28,17 @@ from urllib.parse import unquote
 from connectors.base import Attachment, Identity, InboundMessage, InvalidIdentity, ThreadHints
 from connectors.email.bounce import Bounce, parse_bounce
 from connectors.email.charsets import clean_text, decode_bytes, decode_encoded_words, decode_surrogates
-from connectors.email.html import html_to_text, sanitize_html, text_to_html
 from connectors.email.loopguard import automated_reason
 from connectors.email.mime import part_bytes, payload_bytes
-from connectors.email.quotes import fold_reply
+from connectors.email.quotes import DEFAULT_LANGUAGES, fold_reply
+from connectors.html import html_to_text, sanitize_html, text_to_html
 
 log = logging.getLogger(__name__)
 
-# The compat32 policy parses the MIME tree without building header objects for every header access (the
-# modern policy's header registry is most of the parsing time); headers are decoded by our own functions,
-# with the modern policy's lenient header parsers as a fallback.
+# The MIME tree is parsed with compat32, which keeps headers as raw strings: the modern policy builds a header
+# object on every access and doubles the parsing time, while every header here is decoded from its raw value
+# by the functions below anyway (the modern policy's lenient parsers are their fallback). Both policies pass
+# the test suite.
 PARSE_POLICY = policy.compat32
 POLICY = policy.default
 MAX_DEPTH = 12  # nested multiparts / forwarded messages
@@ -47,6 +49,7 @@ _HEADER_LINE_RE = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _MSGID_RE = re.compile(r"<([^<>]+)>")
 _COMMENT_RE = re.compile(r"\([^()]*\)")
 _CONVERSATION_NUMBER_RE = re.compile(r"\[#(\d{1,12})\]")
+_FROM_LINE_RE = re.compile(r"^from:(.*)$", re.IGNORECASE | re.MULTILINE)
 _BARE_ID_RE = re.compile(r"[^\s<>()\"',;]+@[^\s<>()\"',;]+")
 
 
@@ -370,12 +373,12 @@ def _collect(part: Message, body: _Body, depth: int) -> None:
                 _collect(child, body, depth + 1)
         return
     disposition = _disposition(part)
-    name = _filename(part)
-    if content_type in ("text/plain", "text/html") and disposition != "attachment" and not name:
+    filename = _filename(part)
+    if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
         text = _text_of(part)
         (body.htmls if content_type == "text/html" else body.texts).append(text)
         return
-    _add_attachment(body, part, payload_bytes(part), content_type, name)
+    _add_attachment(body, part, payload_bytes(part), content_type, filename)
 
 
 _BOUNDARY_RE = re.compile(r"boundary\s*=\s*(?:\"([^\"]+)\"|([^\s;]+))", re.IGNORECASE)
@@ -468,7 +471,7 @@ _FORWARD_SUBJECT_RE = re.compile(r"^\s*(?:fwd?|fw|tr|wg|i|rv|enc|pd)\s*:", re.IG
 _INLINE_FORWARD_RE = re.compile(r"^[ >]*(?:-{3,}\s*forwarded message|begin forwarded message:)", re.I | re.M)
 
 
-def _visible_text(texts: list[str], subject: str | None) -> str | None:
+def _visible_text(texts: list[str], subject: str | None, languages: tuple[str, ...]) -> str | None:
     """Return the text without quoted history and signature, or None when nothing was folded.
 
     Forwarded messages are what the customer wants us to read: they are never folded.
@@ -478,7 +481,7 @@ def _visible_text(texts: list[str], subject: str | None) -> str | None:
     for text in texts:
         own = not isinstance(text, _ForwardedText)
         if own and not _FORWARD_SUBJECT_RE.match(subject or "") and not _INLINE_FORWARD_RE.search(text):
-            result = fold_reply(text.replace("\r\n", "\n"))
+            result = fold_reply(text.replace("\r\n", "\n"), languages)
             folded = folded or result.folded
             parts.append(result.visible)
         else:
@@ -512,21 +515,71 @@ def parse_email(
     inline_url: Callable[[str], str] | None = None,
     block_remote_images: bool = False,
     reply_token: str | None = None,
+    reply_languages: tuple[str, ...] = DEFAULT_LANGUAGES,
 ) -> ParsedEmail:
     """Parse ``raw`` into the InboundMessage ingest stores, or the bounce it is; raise UnusableMessage.
 
-    ``inline_url`` maps an attachment's SHA-256 to the URL that serves it (for ``cid:`` images).
+    ``inline_url`` maps an attachment's SHA-256 to the URL that serves it (for ``cid:`` images);
+    ``reply_languages`` are the languages whose quote headers and signatures are folded. Mail this parser
+    cannot cope with (a bug, not the mail's fault) is still stored, as its raw text, for an agent to read.
     """
+    try:
+        return _parse(
+            raw,
+            recipient=recipient,
+            envelope_sender=envelope_sender,
+            own_addresses=own_addresses,
+            inline_url=inline_url,
+            block_remote_images=block_remote_images,
+            reply_token=reply_token,
+            reply_languages=reply_languages,
+        )
+    except UnusableMessage:
+        raise
+    except Exception as exc:
+        log.exception("could not parse a mail from %r; storing its raw text", envelope_sender)
+        from_lines = " ".join(_FROM_LINE_RE.findall(decode_bytes(raw[:16384], detect=False)))
+        candidates = [_identity(found) for found in _BARE_ID_RE.findall(from_lines)]
+        sender = _identity(envelope_sender) or next((found for found in candidates if found), None)
+        if sender is None:
+            raise UnusableMessage("unreadable mail with no usable sender address") from exc
+        return ParsedEmail(
+            InboundMessage(
+                channel="email",
+                sender=sender,
+                recipient=recipient,
+                text=decode_bytes(raw)[:MAX_TEXT_CHARS],
+                provider_id=provider_id_for(raw, None),
+                thread=ThreadHints(reply_token=reply_token),
+                raw=raw,
+                metadata={"email": {"parse_error": f"{type(exc).__name__}: {exc}"[:500], "recipient": recipient}},
+            )
+        )
+
+
+def _parse(
+    raw: bytes,
+    *,
+    recipient: str,
+    envelope_sender: str | None,
+    own_addresses: Iterable[str],
+    inline_url: Callable[[str], str] | None,
+    block_remote_images: bool,
+    reply_token: str | None,
+    reply_languages: tuple[str, ...],
+) -> ParsedEmail:
     message = BytesParser(policy=PARSE_POLICY).parsebytes(repair_header_block(raw))
 
     hint = body_charset(message)
     sender_name, sender_address, identity = _sender(message, hint)
     identity = identity or _identity(envelope_sender)
+    subject = header_text(message, "subject", hint)
     automated = automated_reason(
         message,
         sender=identity.value if identity else sender_address,
         envelope_sender=envelope_sender,
         own_addresses=own_addresses,
+        subject=subject,
     )
 
     bounce = parse_bounce(message, sender=sender_address or envelope_sender, envelope_sender=envelope_sender)
@@ -542,9 +595,8 @@ def parse_email(
         log.warning("MIME walk failed; storing the raw body as text", exc_info=True)
         body = _Body(texts=[decode_bytes(raw.partition(b"\n\n")[2] or raw)])
 
-    subject = header_text(message, "subject", hint)
     message_id = normalize_msgid(_raw_header(message, "message-id") or "")
-    in_reply_to = (header_msgids(message, "in-reply-to") or [None])[0]
+    in_reply_to = next(iter(header_msgids(message, "in-reply-to")), None)
     references = header_msgids(message, "references")[-MAX_REFERENCES:]
 
     by_cid = {item.content_id: item for item in body.attachments if item.content_id}
@@ -573,7 +625,7 @@ def parse_email(
     if len(text) > MAX_TEXT_CHARS:
         text = text[:MAX_TEXT_CHARS]
         meta["text_truncated"] = True
-    visible = _visible_text(texts, subject)
+    visible = _visible_text(texts, subject, reply_languages)
     if visible is not None and visible != text:
         meta["visible_text"] = visible
 

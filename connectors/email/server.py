@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -42,14 +41,6 @@ def parse_listen(value: str, default_port: int = 2525) -> tuple[str, int]:
     return host or "127.0.0.1", int(port or default_port)
 
 
-@dataclass(slots=True)
-class Delivery:
-    """The outcome of one SMTP transaction, as the reply line the client gets."""
-
-    reply: str
-    message_id: int | None = None
-
-
 class MailReceiver:
     """Turn one received mail into a stored message (or an applied bounce); runs in a worker thread."""
 
@@ -58,6 +49,8 @@ class MailReceiver:
 
         self.app = app
         self.mailboxes = MailboxDirectory()
+        languages = str(app.config.get("EMAIL_REPLY_LANGUAGES") or "en,pl")
+        self.reply_languages = tuple(lang.strip() for lang in languages.split(",") if lang.strip())
 
     def accepts(self, address: str) -> bool:
         """Whether ``address`` is one of our mailboxes or a plus-address of one."""
@@ -69,8 +62,8 @@ class MailReceiver:
             finally:
                 db.session.remove()
 
-    def deliver(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> Delivery:
-        """Store ``raw`` for the first of ``recipients`` that is ours; return the SMTP reply."""
+    def deliver(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> str:
+        """Store ``raw`` for the first of ``recipients`` that is ours; return the SMTP reply line."""
         with self.app.app_context():
             from app.extensions import db
 
@@ -79,23 +72,23 @@ class MailReceiver:
             except SQLAlchemyError:
                 db.session.rollback()
                 log.warning("database unavailable; asked the sender to retry", exc_info=True)
-                return Delivery(TEMPFAIL)
+                return TEMPFAIL
             except Exception:
                 # A bug must not lose mail: the sender keeps it and retries, the traceback is in the log.
                 db.session.rollback()
                 log.exception("storing a message failed; asked the sender to retry")
-                return Delivery(TEMPFAIL)
+                return TEMPFAIL
             finally:
                 db.session.remove()
 
-    def _deliver(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> Delivery:
+    def _deliver(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> str:
         from app.services.ingest import ingest
         from app.services.mail import record_bounce
 
         targets = [(address, found) for address in recipients if (found := self.mailboxes.lookup(address))]
         if not targets:
             # The mailbox was disabled between RCPT and the end of DATA.
-            return Delivery("550 5.1.1 Recipient address rejected: no such mailbox here")
+            return "550 5.1.1 Recipient address rejected: no such mailbox here"
         # One message per mail, even when it was sent to several of our addresses: prefer the one
         # carrying a reply token, it says which conversation the mail continues.
         address, (channel, token) = next(((a, f) for a, f in targets if f[1]), targets[0])
@@ -107,10 +100,11 @@ class MailReceiver:
                 own_addresses=self.mailboxes.channels(),
                 inline_url=lambda sha256: INLINE_URL.format(sha256=sha256),
                 reply_token=token,
+                reply_languages=self.reply_languages,
             )
         except UnusableMessage as exc:
             log.info("rejected mail from %r to %s: %s", mail_from, address, exc)
-            return Delivery(f"550 5.1.7 {exc}")
+            return f"550 5.1.7 {exc}"
         if parsed.bounce is not None:
             bounce = parsed.bounce
             message = record_bounce(
@@ -123,9 +117,9 @@ class MailReceiver:
             )
             if message is None:
                 log.info("rejected a delivery report that matches no message we sent: %s", bounce.reason[:200])
-                return Delivery("550 5.1.1 Delivery report does not match any message sent from here")
+                return "550 5.1.1 Delivery report does not match any message sent from here"
             log.info("delivery report for message %s: %s %s", message.id, bounce.action, bounce.reason[:200])
-            return Delivery(f"250 2.0.0 Delivery report recorded for message {message.id}", message.id)
+            return f"250 2.0.0 Delivery report recorded for message {message.id}"
         assert parsed.inbound is not None
         result = ingest(parsed.inbound, channel)
         if parsed.inbound.automated:
@@ -135,7 +129,7 @@ class MailReceiver:
                 parsed.inbound.metadata["email"].get("automated_reason"),
             )
         state = "stored" if result.created else "already stored"
-        return Delivery(f"250 2.0.0 Ok: {state} as message {result.message.id}", result.message.id)
+        return f"250 2.0.0 Ok: {state} as message {result.message.id}"
 
 
 class SmtpHandler:
@@ -151,8 +145,8 @@ class SmtpHandler:
         loop = asyncio.get_running_loop()
         try:
             ours = await loop.run_in_executor(self.executor, self.receiver.accepts, address)
-        except SQLAlchemyError:
-            log.warning("database unavailable while checking recipient %s", address, exc_info=True)
+        except Exception as exc:  # the database is down (or a bug): the sender must keep the mail and retry
+            log.warning("cannot check recipient %s: %r", address, exc, exc_info=not isinstance(exc, SQLAlchemyError))
             return "451 4.3.0 Temporary failure checking the recipient, please try again later"
         if not ours:
             log.info("rejected recipient %s from %r", address, envelope.mail_from)
@@ -165,10 +159,12 @@ class SmtpHandler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
         loop = asyncio.get_running_loop()
-        delivery = await loop.run_in_executor(
-            self.executor, self.receiver.deliver, bytes(raw or b""), envelope.mail_from, list(envelope.rcpt_tos)
-        )
-        return delivery.reply
+        try:
+            return await loop.run_in_executor(
+                self.executor, self.receiver.deliver, bytes(raw or b""), envelope.mail_from, list(envelope.rcpt_tos)
+            )
+        except RuntimeError:  # the pool is shutting down with the server
+            return TEMPFAIL
 
 
 class LenientSMTP(SMTP):
@@ -182,24 +178,24 @@ class LenientSMTP(SMTP):
     line_length_limit = 1024 * 1024
 
 
-class SmtpServer(Controller):
-    """aiosmtpd's threaded controller, able to listen on port 0 (tests) and owning the ingest pool."""
+class FreePortController(Controller):
+    """aiosmtpd's threaded controller, able to listen on port 0 (it cannot find the port it got otherwise)."""
 
-    def factory(self) -> SMTP:
-        return LenientSMTP(self.handler, **self.SMTP_kwargs)
+    def _trigger_server(self) -> None:
+        if self.port == 0 and isinstance(self.server, asyncio.Server):
+            self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+class SmtpServer(FreePortController):
+    """The Switchboard SMTP listener: lenient SMTP sessions, and the thread pool that stores the mail."""
 
     def __init__(self, handler: SmtpHandler, *, hostname: str, port: int, **smtp_options: Any) -> None:
         super().__init__(handler, hostname=hostname, port=port, **smtp_options)
         self.executor = handler.executor
 
-    def _trigger_server(self) -> None:
-        if self.port == 0 and self.server is not None:
-            self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.hostname, self.port
+    def factory(self) -> SMTP:
+        return LenientSMTP(self.handler, **self.SMTP_kwargs)
 
     def stop(self, no_assert: bool = False) -> None:
         super().stop(no_assert=no_assert)

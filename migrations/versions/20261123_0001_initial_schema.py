@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:02:51.821433
+Create Date: 2026-11-23 12:49:02.427992
 """
 
 from collections.abc import Sequence
@@ -36,17 +36,22 @@ def upgrade() -> None:
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customers_merged_into_id'), ['merged_into_id'], unique=False)
 
-    op.create_table('report_daily',
+    op.create_table('report_cells',
     sa.Column('dim', sa.String(length=8), nullable=False),
     sa.Column('channel_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
-    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('period', sa.String(length=4), nullable=False),
+    sa.Column('start', sa.Date(), nullable=False),
     sa.Column('key', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('conversations', sa.Integer(), nullable=False),
     sa.Column('first_response', sa.LargeBinary(), nullable=False),
     sa.Column('resolution', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('dim', 'channel_id', 'team_id', 'day', 'key', name=op.f('pk_report_daily'))
+    sa.PrimaryKeyConstraint('dim', 'channel_id', 'team_id', 'period', 'start', 'key', name=op.f('pk_report_cells'))
     )
+    with op.batch_alter_table('report_cells', schema=None) as batch_op:
+        batch_op.create_index('ix_report_cells_period_start', ['period', 'start'], unique=False)
+        batch_op.create_index('ix_report_cells_volume', ['dim', 'channel_id', 'team_id', 'period', 'start', 'key', 'conversations'], unique=False)
+
     op.create_table('report_dirty_days',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
@@ -56,14 +61,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_report_dirty_days_day'), ['day'], unique=False)
 
     op.create_table('report_hourly',
+    sa.Column('channel_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('hour_start', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('dim', sa.String(length=8), nullable=False),
     sa.Column('key', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
-    sa.Column('channel_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
-    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('conversations', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('hour_start', 'dim', 'key', 'channel_id', 'team_id', name=op.f('pk_report_hourly'))
+    sa.PrimaryKeyConstraint('channel_id', 'team_id', 'hour_start', 'dim', 'key', name=op.f('pk_report_hourly'))
     )
     with op.batch_alter_table('report_hourly', schema=None) as batch_op:
         batch_op.create_index('ix_report_hourly_day', ['day'], unique=False)
@@ -392,7 +397,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_report_dirty_days_day'))
 
     op.drop_table('report_dirty_days')
-    op.drop_table('report_daily')
+    with op.batch_alter_table('report_cells', schema=None) as batch_op:
+        batch_op.drop_index('ix_report_cells_volume')
+        batch_op.drop_index('ix_report_cells_period_start')
+
+    op.drop_table('report_cells')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customers_merged_into_id'))
 

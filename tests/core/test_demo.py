@@ -68,7 +68,8 @@ def test_seed_demo_builds_a_consistent_contact_centre(app):
     kinds = dict(db.session.execute(select(Message.kind, func.count()).group_by(Message.kind)).tuples().all())
     assert kinds.get("note", 0) > 0
     assert kinds.get("call", 0) > 0
-    assert db.session.scalar(select(func.count(Message.id)).where(Message.direction == "out", Message.kind == "message"))
+    replies = select(func.count(Message.id)).where(Message.direction == "out", Message.kind == "message")
+    assert db.session.scalar(replies)
     assert db.session.scalar(select(func.count(Call.id)).where(Call.duration > 0))
 
     # Several channels per customer: the one timeline is the point of the product.

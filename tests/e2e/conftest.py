@@ -94,6 +94,11 @@ class Backend:
         response.raise_for_status()
         return {**response.json(), "password": password}
 
+    def create_topic(self, name: str, colour: str = "#2563eb") -> dict:
+        response = self.admin.post(self.url("/api/v1/topics"), json={"name": name, "colour": colour})
+        response.raise_for_status()
+        return response.json()
+
     def api_channel(self) -> tuple[int, str]:
         if self._api_channel is None:
             response = self.admin.post(self.url("/api/v1/channels"), json={"kind": "api", "name": "Shop backend"})

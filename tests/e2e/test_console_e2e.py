@@ -112,6 +112,8 @@ def test_message_arrives_live_reply_shows_delivery_merge_shows_both_histories(
 def test_keyboard_presence_wrapup_and_narrow_screen(new_page: Any, backend: Backend, artifacts: Path) -> None:
     ola = backend.create_user("Ola Nowak", "ola.keys@example.com", role="admin")
     bartek = backend.create_user("Bartek Zieliński", "bartek@example.com")
+    backend.create_topic("Parcel late")
+    backend.create_topic("Refund", colour="#dc2626")
     for n in range(3):
         backend.push("email", f"customer{n}@example.com", f"Question number {n}", name=f"Customer {n}")
 
@@ -162,13 +164,17 @@ def test_keyboard_presence_wrapup_and_narrow_screen(new_page: Any, backend: Back
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
 
-    # e resolves through the wrap-up prompt.
+    # e resolves through the wrap-up prompt, which asks for the topic.
     page.locator("body").press("e")
     wrapup = page.get_by_role("dialog", name="Resolve conversation")
     expect(wrapup).to_be_visible()
+    wrapup.get_by_role("searchbox", name="Filter topics").fill("late")
+    wrapup.get_by_label("Parcel late").check()
     page.screenshot(path=artifacts / "07-wrapup-1024.png")
-    wrapup.get_by_test_id("wrapup-skip").click()
+    wrapup.get_by_test_id("wrapup-resolve").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
     expect(page.get_by_test_id("conversation-status")).to_have_text("Resolved")
+    expect(page.locator(".conversation-title .topic-chips")).to_contain_text("Parcel late")
     expect(rows(page)).to_have_count(2)  # left the "open" view live
 
     # Every control in the main screen has an accessible name.

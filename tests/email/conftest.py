@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.conftest import CORPUS
+from connectors.email.server import FreePortController
+from tests.conftest import corpus_dir
 
 MAILBOX = "support@support.example.com"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -27,10 +27,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 def corpus_mail_dir() -> Path:
     """The shared real-world mail corpus, or skip with the reason it is missing."""
-    path = CORPUS / "mail"
-    if not path.is_dir():
-        pytest.skip(f"shared mail corpus not found at {path} (it sits beside the project on developer and CI machines)")
-    return path
+    return corpus_dir("mail")
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -140,15 +137,6 @@ class RelaySink:
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
-
-
-class FreePortController(Controller):
-    """aiosmtpd's controller on port 0 (it cannot find the port it got without this)."""
-
-    def _trigger_server(self) -> None:
-        if self.port == 0 and self.server is not None:
-            self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
 
 
 @pytest.fixture

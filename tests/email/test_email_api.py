@@ -72,3 +72,27 @@ def test_the_bounce_report_of_a_failed_reply_can_be_downloaded(
     assert response.status_code == 200
     assert response.data.replace(b"\r\n", b"\n") == report.replace(b"\r\n", b"\n")
     assert agent_client.get(f"/api/v1/messages/{first.id}/bounce").status_code == 404
+
+
+def test_attachments_download_and_images_show_inline(smtp_server: Any, agent_client: Any, anon_client: Any):
+    assert smtp_send(smtp_server.port, fixture_bytes("html_inline_image.eml"), mail_from="ola@example.com").code == 250
+    release_session()
+    by_name = {a.filename: a for a in db.session.scalars(select(Attachment))}
+    message = db.session.get_one(Message, by_name["logo.png"].message_id)
+    listed = {
+        item["filename"]: item["url"]
+        for item in agent_client.get(f"/api/v1/conversations/{message.conversation_id}/messages").json["items"][0][
+            "attachments"
+        ]
+    }
+
+    pdf = agent_client.get(listed["faktura-żółć.pdf"])
+    logo = agent_client.get(listed["logo.png"])
+
+    assert pdf.status_code == 200
+    assert pdf.data.startswith(b"%PDF-1.4")
+    assert pdf.mimetype == "application/octet-stream"
+    assert pdf.headers["Content-Disposition"].startswith("attachment;")
+    assert logo.mimetype == "image/png"
+    assert "attachment" not in logo.headers.get("Content-Disposition", "")
+    assert anon_client.get(listed["logo.png"]).status_code == 401

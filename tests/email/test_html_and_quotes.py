@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.email.html import html_to_text, nesting_depth, sanitize_html, text_to_html
 from connectors.email.quotes import fold_reply
+from connectors.html import html_to_text, nesting_depth, sanitize_html, text_to_html
 
 # ------------------------------------------------------------------------------------------------- html
 

@@ -15,8 +15,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from connectors.base import Attachment, Identity, OutboundMessage, PermanentSendError, RetryableSendError, ThreadHints
 from connectors.email.compose import build_message, plus_address, reply_subject
 from connectors.email.relay import EmailConnector, RelayConfig, send_mail
+from connectors.email.server import FreePortController
 from tests.conftest import free_port
-from tests.email.conftest import FreePortController, RelaySink
+from tests.email.conftest import RelaySink
 
 
 def outbound(**overrides: Any) -> OutboundMessage:
@@ -254,3 +255,18 @@ def test_an_untrusted_relay_certificate_is_refused(tls_sink: tuple[RelaySink, Ac
             ["anna@example.com"],
         )
     assert sink.received == []
+
+
+def test_smtps_relays_get_the_mail_over_implicit_tls(certificate: tuple[Path, Path]):
+    key, cert = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    recorder = RelaySink()
+    controller = FreePortController(recorder, hostname="127.0.0.1", port=0, ssl_context=context)
+    controller.start()
+    try:
+        url = f"smtps://127.0.0.1:{controller.port}?cafile={cert}"
+        assert EmailConnector({"SMTP_RELAY_URL": url}).send(outbound()) == "<out-7@support.example.com>"
+    finally:
+        controller.stop()
+    assert len(recorder.received) == 1

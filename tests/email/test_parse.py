@@ -214,3 +214,18 @@ def test_header_block_repair_keeps_a_body_that_lacks_the_blank_separator_line():
     repaired = repair_header_block(b"From: a@example.com\r\nSubject: x\r\nHello there, no blank line\r\nmore\r\n")
 
     assert repaired == b"From: a@example.com\r\nSubject: x\r\n\r\nHello there, no blank line\r\nmore\r\n"
+
+
+def test_a_parser_bug_still_stores_the_mail_as_raw_text(monkeypatch: pytest.MonkeyPatch):
+    import connectors.email.parse as parse_module
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("simulated parser bug")
+
+    monkeypatch.setattr(parse_module, "sanitize_html", broken)  # stands in for any bug in our parsing code
+    message = parse(fixture_bytes("html_inline_image.eml"))
+
+    assert message.sender.value == "ola@example.com"  # from the From line of the raw text
+    assert "Subject: Invoice" in message.text
+    assert message.metadata["email"]["parse_error"] == "RuntimeError: simulated parser bug"
+    assert message.raw == fixture_bytes("html_inline_image.eml")

@@ -182,7 +182,8 @@ def test_sketch_quantiles_stay_within_the_relative_error_bound():
     for q in (0.1, 0.5, 0.9, 0.99):
         truth = ordered[int(q * (len(values) - 1))]
         assert abs(quantile(merged, q) - truth) / truth <= 0.0434
-    assert bin_of(0.2) == 0 and BIN_VALUES[0] == 0
+    assert bin_of(0.2) == 0
+    assert BIN_VALUES[0] == 0
     assert quantile(np.zeros(len(BIN_VALUES), dtype=np.int64), 0.5) is None
 
 
@@ -192,9 +193,7 @@ def test_hour_reports_take_durations_from_partial_days_too(supervisor_client, ma
     make_conversation(at(2024, 6, 5, 10), first_response=6000)  # after the range
     refresh()
 
-    data = report(
-        supervisor_client, **{"from": "2024-06-03T11:00:00", "to": "2024-06-05T00:00:00", "interval": "hour"}
-    )
+    data = report(supervisor_client, **{"from": "2024-06-03T11:00:00", "to": "2024-06-05T00:00:00", "interval": "hour"})
 
     assert len(data["buckets"]) == 37
     assert data["totals"]["total"] == 2

@@ -32,7 +32,8 @@ def test_with_a_long_history_and_no_dispersion_the_tail_is_poisson():
 
 def test_three_times_a_busy_topics_baseline_is_a_spike():
     verdict = assess(60, [19, 22, 20, 18], SETTINGS)
-    assert verdict is not None and verdict.anomalous
+    assert verdict is not None
+    assert verdict.anomalous
     assert verdict.expected == pytest.approx(79.5 / 4)
     assert verdict.ratio == pytest.approx(60 / verdict.expected)
 
@@ -40,7 +41,8 @@ def test_three_times_a_busy_topics_baseline_is_a_spike():
 def test_ordinary_wobble_is_not_a_spike():
     for observed in (12, 20, 27):
         verdict = assess(observed, [19, 22, 20, 18], SETTINGS)
-        assert verdict is not None and not verdict.anomalous
+        assert verdict is not None
+        assert not verdict.anomalous
 
 
 def test_a_quiet_topic_does_not_cry_wolf_below_the_minimum_count():
@@ -65,17 +67,22 @@ def test_too_little_history_means_no_verdict():
 def test_a_long_window_needs_the_main_window_busy_too():
     quiet_night = [(60, 3, [0, 0, 0, 0]), (180, 9, [1, 0, 1, 0])]
     verdict = assess_windows(quiet_night, SETTINGS)
-    assert verdict is not None and not verdict.anomalous
+    assert verdict is not None
+    assert not verdict.anomalous
     sustained = [(60, 12, [4, 3, 5, 4]), (180, 36, [12, 11, 13, 12])]
     verdict = assess_windows(sustained, SETTINGS)
-    assert verdict is not None and verdict.anomalous and verdict.window_minutes == 180
+    assert verdict is not None
+    assert verdict.anomalous
+    assert verdict.window_minutes == 180
 
 
 def test_a_busy_day_raises_the_expectation():
     plain = assess(40, [12, 11, 13, 12], SETTINGS)
     busy = assess(40, [12, 11, 13, 12], SETTINGS, level=2.2)
-    assert plain is not None and busy is not None
-    assert plain.anomalous and not busy.anomalous
+    assert plain is not None
+    assert busy is not None
+    assert plain.anomalous
+    assert not busy.anomalous
 
 
 def test_baseline_windows_keep_the_local_wall_clock_across_dst():
@@ -98,13 +105,17 @@ def test_an_episode_raises_one_alert_until_it_calms_down():
     spike = assess(60, [20, 20, 20, 20], SETTINGS)
     high = assess(35, [20, 20, 20, 20], SETTINGS)
     calm = assess(20, [20, 20, 20, 20], SETTINGS)
-    events = [tracker.step("late", t0 + i * step, v) for i, v in enumerate([spike, spike, high, calm, spike, calm, calm])]
+    events = [
+        tracker.step("late", t0 + i * step, v) for i, v in enumerate([spike, spike, high, calm, spike, calm, calm])
+    ]
     assert events == ["opened", None, None, None, None, None, "closed"]
     assert tracker.step("late", t0 + 8 * step, spike) == "opened"
 
 
 def test_settings_come_from_the_config():
-    settings = SpikeSettings.from_config({"SPIKE_ALPHA": "0.001", "SPIKE_MIN_COUNT": "8", "SPIKE_LONG_WINDOW_MINUTES": "0"})
+    settings = SpikeSettings.from_config(
+        {"SPIKE_ALPHA": "0.001", "SPIKE_MIN_COUNT": "8", "SPIKE_LONG_WINDOW_MINUTES": "0"}
+    )
     assert settings.alpha == 0.001
     assert settings.min_count == 8
     assert settings.windows == (dt.timedelta(minutes=60), dt.timedelta(minutes=30))
@@ -218,7 +229,8 @@ def test_alerts_api_lists_and_links_the_conversations_behind_an_alert(
     assert [a["id"] for a in listed.json["items"]] == [alert_id]
     item = listed.json["items"][0]
     assert item["topic_id"] == taxonomy["Late"]
-    assert item["expected"] < 10 and item["ratio"] > 3
+    assert item["expected"] < 10
+    assert item["ratio"] > 3
     assert supervisor_client.get("/api/v1/alerts?status=closed").json["items"] == []
 
     behind = supervisor_client.get(f"/api/v1/alerts/{alert_id}/conversations").json

@@ -108,7 +108,8 @@ def test_training_refuses_too_little_data(app, demo_topics, make_conversation):
 def test_flask_topics_evaluate_prints_top1_and_top3(app, tagged):
     result = app.test_cli_runner().invoke(args=["topics", "evaluate"])
     assert result.exit_code == 0, result.output
-    assert "top-1" in result.output and "top-3" in result.output
+    assert "top-1" in result.output
+    assert "top-3" in result.output
 
 
 def test_without_a_model_there_are_no_suggestions(agent_client, make_conversation):

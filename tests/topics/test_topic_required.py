@@ -1,4 +1,4 @@
-""""Topic required on resolve", per channel or per team, on every path that resolves a conversation."""
+""" "Topic required on resolve", per channel or per team, on every path that resolves a conversation."""
 
 from __future__ import annotations
 
@@ -77,9 +77,12 @@ def test_every_service_path_enforces_the_rule(admin_client, conversation):
 
 
 def test_rules_are_listed_for_supervisors_and_set_by_admins_only(admin_client, supervisor_client, conversation):
-    assert supervisor_client.put(
-        f"/api/v1/channels/{conversation['channel_id']}/topic-required", json={"required": True}
-    ).status_code == 403
+    assert (
+        supervisor_client.put(
+            f"/api/v1/channels/{conversation['channel_id']}/topic-required", json={"required": True}
+        ).status_code
+        == 403
+    )
     _require_on_channel(admin_client, conversation["channel_id"])
     rules = supervisor_client.get("/api/v1/topics/rules").json
     assert {c["id"]: c["topic_required"] for c in rules["channels"]} == {conversation["channel_id"]: True}

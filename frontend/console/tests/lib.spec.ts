@@ -4,7 +4,7 @@ import { defaultReplyChannel, replyChannels } from '@console/lib/channels'
 import { renderEmailHtml, sanitizeEmail, splitQuotedHtml, splitQuotedText } from '@console/lib/email'
 import { formatBytes, formatDuration, initials, relativeTime } from '@console/lib/format'
 import { shortcutFor } from '@console/lib/keyboard'
-import { humanDuration, MAX_SERIES, toChartData } from '@console/lib/report'
+import { humanDuration, MAX_SERIES, toChartData, topicTableRows } from '@console/lib/report'
 import { compareConversations, insertionIndex, upsertSorted } from '@console/lib/sort'
 import { conversation, identity } from './helpers'
 
@@ -155,8 +155,8 @@ describe('keyboard shortcuts', () => {
 })
 
 describe('topic report', () => {
-  const row = (id: number, name: string, counts: number[]) => ({
-    id, name, parent_id: null, colour: '#123456', archived: false, counts,
+  const row = (id: number, name: string, counts: number[], parent_id: number | null = null) => ({
+    id, name, parent_id, colour: '#123456', archived: false, counts,
     total: counts.reduce((a, b) => a + b, 0), previous_total: 0, change: null,
   })
   const report = (topics: ReturnType<typeof row>[]) => ({
@@ -169,6 +169,14 @@ describe('topic report', () => {
     const data = toChartData(report([row(1, 'Payment', [1, 3]), row(2, 'Delivery', [9, 0]), row(3, 'Empty', [0, 0])]))
     expect(data.buckets).toHaveLength(2)
     expect(data.series.map((s) => [s.label, s.values])).toEqual([['Delivery', [9, 0]], ['Payment', [1, 3]]])
+  })
+
+  it('stacks top-level topics only, and lists subtopics under their parent', () => {
+    const data = report([row(1, 'Delivery', [3, 1]), row(2, 'Late', [2, 1], 1), row(3, 'Payment', [0, 5]), row(4, 'Refund', [0, 1], 3)])
+    expect(toChartData(data).series.map((s) => s.label)).toEqual(['Payment', 'Delivery'])
+    expect(topicTableRows(data).map((r) => [r.name, r.depth])).toEqual([
+      ['Payment', 0], ['Refund', 1], ['Delivery', 0], ['Late', 1],
+    ])
   })
 
   it('folds the long tail into "other"', () => {

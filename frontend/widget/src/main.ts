@@ -97,6 +97,8 @@ class ChatApp {
   typingStop = 0
   agentTypingTimer = 0
   renewedToken = false
+  savedEmail = ''
+  noticeKey = ''
 
   // The DOM, built once.
   root = document.getElementById('sb-root') as HTMLElement
@@ -495,6 +497,11 @@ class ChatApp {
 
   private renderNotice(): void {
     const session = this.session
+    const key = session
+      ? [this.status.online, this.status.open, session.visitor.has_email, this.savedEmail, this.locale].join('|')
+      : ''
+    if (key === this.noticeKey) return // unchanged: keep the form and whatever is typed into it
+    this.noticeKey = key
     this.notice.replaceChildren()
     if (!session || this.status.online) {
       this.notice.hidden = true
@@ -503,6 +510,7 @@ class ChatApp {
     this.notice.hidden = false
     const custom = configured(session.config.offline_message, this.locale)
     this.notice.appendChild(el('p', '', custom ?? this.t(this.status.open ? 'offlineNotice' : 'closedNotice')))
+    if (this.savedEmail) this.notice.appendChild(el('p', '', this.t('emailSaved', { email: this.savedEmail })))
     if (session.visitor.has_email) return
     const form = el('form', 'sb-email')
     const input = el('input')
@@ -523,7 +531,8 @@ class ChatApp {
       }
       void this.openSession({ email }).then(
         () => {
-          this.notice.replaceChildren(el('p', '', this.t('emailSaved', { email })))
+          this.savedEmail = email
+          this.renderNotice()
           this.showInfo('')
         },
         (error) => this.showInfo(error instanceof HttpError ? error.message : this.t('error')),
@@ -625,6 +634,7 @@ class ChatApp {
     this.list.setAttribute('aria-live', 'polite')
     this.info.setAttribute('role', 'status')
     this.prechat.hidden = true
+    this.composer.hidden = true // shown once the session is ready, so nothing typed before is lost
 
     const titles = el('div', 'sb-titles')
     this.presence.append(this.dot, this.presenceText)

@@ -292,6 +292,7 @@ export default {
       body: 'Text',
       placeholders: 'Placeholders:',
       confirmDelete: 'Delete /{shortcut}?',
+      none: 'No canned responses yet. Agents insert them by typing “/” in the reply box.',
     },
   },
 }

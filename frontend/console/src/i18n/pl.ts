@@ -295,6 +295,7 @@ const pl: typeof en = {
       body: 'Treść',
       placeholders: 'Zmienne:',
       confirmDelete: 'Usunąć /{shortcut}?',
+      none: 'Brak gotowych odpowiedzi. Konsultanci wstawiają je, wpisując „/” w polu odpowiedzi.',
     },
   },
 }

@@ -1,4 +1,4 @@
-"""HTML from mail, made safe to show agents: sanitised with nh3, remote images counted, cid: rewritten.
+"""HTML from customers (mail, forms, api pushes), made safe to show agents: nh3, remote images counted, cid: rewritten.
 
 nh3 (ammonia, html5ever) is linear in the input except in nesting depth: each start tag scans the stack of
 open elements, so 500,000 nested ``<div>`` take minutes. ``sanitize_html`` measures the depth first with a
