@@ -46,13 +46,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     import connectors
 
     for name in connectors.INSTALLED:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a channel package not written yet
-        init = getattr(module, "init_app", None)  # TODO(lead): require init_app once all connectors land
-        if init is not None:
-            init(app)
+        importlib.import_module(name).init_app(app)
     return app

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
-
-log = logging.getLogger(__name__)
 
 
 def start_background_services(app: Flask) -> list[object]:
@@ -17,10 +13,7 @@ def start_background_services(app: Flask) -> list[object]:
 
         handles.append(Worker(app).start())
     if app.config["EMBEDDED_SMTP"]:
-        try:
-            from connectors.email.server import start_smtp_server
-        except ModuleNotFoundError:  # TODO(lead): the email connector lands with issue 3
-            log.warning("email connector not installed; SMTP listener not started")
-        else:
-            handles.append(start_smtp_server(app))
+        from connectors.email.server import start_smtp_server
+
+        handles.append(start_smtp_server(app))
     return handles

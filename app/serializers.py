@@ -155,13 +155,19 @@ def message_dict(message: Message, *, call: Call | None = None) -> dict[str, Any
     return data
 
 
+# Channel settings that are secrets: never listed; their presence is shown as secrets_set.
+SECRET_SETTINGS: tuple[str, ...] = ("identity_secret",)
+
+
 def channel_dict(channel: Channel, *, token: str | None = None) -> dict[str, Any]:
+    settings = dict(channel.settings or {})
     data: dict[str, Any] = {
         "id": channel.id,
         "kind": channel.kind,
         "name": channel.name,
         "address": channel.address,
-        "settings": channel.settings,
+        "settings": {key: value for key, value in settings.items() if key not in SECRET_SETTINGS},
+        "secrets_set": sorted(key for key in SECRET_SETTINGS if settings.get(key)),
         "business_hours": channel.business_hours,
         "team_id": channel.team_id,
         "enabled": channel.enabled,

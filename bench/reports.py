@@ -16,10 +16,12 @@ bench creates and drops its own database there.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import gc
 import io
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -296,12 +298,16 @@ def load_postgres(url: str, conversations: list[tuple[Any, ...]], tags: list[tup
         conn.execute("VACUUM ANALYZE")
 
 
+INSTANCE_DIR = tempfile.mkdtemp(prefix="sb-bench-instance-")
+atexit.register(shutil.rmtree, INSTANCE_DIR, ignore_errors=True)
+
+
 def bench_config(url: str) -> dict[str, Any]:
     return {
         "TESTING": True,
         "DATABASE_URL": url,
         "SECRET_KEY": "bench",
-        "INSTANCE_DIR": tempfile.mkdtemp(prefix="sb-bench-instance-"),
+        "INSTANCE_DIR": INSTANCE_DIR,
         "EMBEDDED_WORKER": False,
         "EMBEDDED_SMTP": False,
         "RATELIMIT_ENABLED": False,
@@ -341,12 +347,12 @@ def measure(url: str, end: dt.datetime, days: int, requests: int) -> None:
     first = last - dt.timedelta(days=days - 1)
     to = (last + dt.timedelta(days=1)).isoformat()
     cases = [
-        ("90-day daily report", f"from={first}&to={to}&interval=day"),
-        ("90-day daily, channel=email", f"from={first}&to={to}&interval=day&channel=email"),
-        ("90-day daily, one team", f"from={first}&to={to}&interval=day&team=1"),
-        ("90-day weekly report", f"from={first}&to={to}&interval=week"),
+        (f"{days}-day daily report", f"from={first}&to={to}&interval=day"),
+        (f"{days}-day daily, channel=email", f"from={first}&to={to}&interval=day&channel=email"),
+        (f"{days}-day daily, one team", f"from={first}&to={to}&interval=day&team=1"),
+        (f"{days}-day weekly report", f"from={first}&to={to}&interval=week"),
         ("7-day hourly report", f"from={last - dt.timedelta(days=6)}&to={to}&interval=hour"),
-        ("90-day daily as CSV", f"from={first}&to={to}&interval=day&format=csv"),
+        (f"{days}-day daily as CSV", f"from={first}&to={to}&interval=day&format=csv"),
     ]
     print(f"  load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores)")
     print(f"  {'request':<34} {'p50':>8} {'p95':>8} {'max':>8}  {'cpu p50':>8} {'cpu p95':>8}   response")
@@ -424,8 +430,7 @@ def run(backend: str, args: argparse.Namespace) -> None:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
             admin.dispose()
         elif backend == "sqlite" and not args.keep:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+            shutil.rmtree(path.parent, ignore_errors=True)
         else:
             print(f"  kept: {url}")
 

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -71,6 +73,7 @@ def seeded_demo() -> None:
             "EMBEDDED_SMTP": False,
         }
     )
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     with app.app_context():
         Base.metadata.create_all(db.engine)
         seed_demo(customers=90, seed=7, password="bench-password")

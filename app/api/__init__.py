@@ -32,10 +32,4 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     auth.init_app(app)
     for name in MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # TODO(lead): remove once every module exists
-        app.register_blueprint(module.bp)
+        app.register_blueprint(importlib.import_module(name).bp)

@@ -14,7 +14,7 @@ from app.api.errors import ApiError
 from app.api.validation import Schema, documented, validate
 from app.extensions import db
 from app.models import Channel
-from app.serializers import channel_dict, conversation_dict, customer_summary, message_dict
+from app.serializers import SECRET_SETTINGS, channel_dict, conversation_dict, customer_summary, message_dict
 from app.services.channels import channel_for_token, create_channel
 from app.services.errors import NotFound
 from app.services.ingest import ingest
@@ -88,8 +88,13 @@ def update(channel_id: int, body: ChannelUpdate) -> Any:
     channel = db.session.get(Channel, channel_id)
     if channel is None:
         raise NotFound(f"channel {channel_id} not found")
+    previous_settings = dict(channel.settings or {})
     for field in body.model_fields_set:
         setattr(channel, field, getattr(body, field))
+    if body.settings is not None:
+        # Secrets are never sent to clients, so a settings update that omits them keeps them.
+        kept = {key: previous_settings[key] for key in SECRET_SETTINGS if key in previous_settings}
+        channel.settings = {**kept, **body.settings}
     db.session.commit()
     return jsonify(channel_dict(channel))
 

@@ -11,14 +11,10 @@ from app.realtime.emitter import emit_event
 
 def init_app(app: Flask) -> None:
     from app.realtime.agent import AgentNamespace
+    from app.realtime.widget import WidgetNamespace
 
     socketio.on_namespace(AgentNamespace("/agent"))
-    try:
-        from app.realtime.widget import WidgetNamespace
-    except ModuleNotFoundError:  # TODO(lead): remove when the widget lands
-        pass
-    else:
-        socketio.on_namespace(WidgetNamespace("/widget"))
+    socketio.on_namespace(WidgetNamespace("/widget"))
     # Subscribed once per process, whatever number of apps the tests create.
     domain_event.connect(_forward, weak=False)
 

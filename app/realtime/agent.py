@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import request
+from flask import current_app, request
 from flask_login import current_user
 from flask_socketio import Namespace, join_room, leave_room
 
@@ -14,11 +15,53 @@ from app.models import Conversation
 from app.models.user import ROLES
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def same_origin(origin: str | None) -> bool:
+    """Whether a websocket handshake comes from our own pages (browsers always send Origin).
+
+    The engine accepts any origin because the /widget namespace serves shop sites and checks its own
+    allow-list; the console's namespace accepts only the console's origin, against cross-site hijacking.
+    """
+    if not origin:
+        return True  # not a browser: the session cookie alone decides
+    allowed = {_origin(current_app.config["PUBLIC_URL"]), _origin(request.host_url)}
+    return origin.lower().rstrip("/") in allowed
+
+
+def _announce_viewing(conversation_id: int, *, viewing: bool) -> None:
+    """Tell the conversation's other viewers that this agent started or stopped looking at it."""
+    payload = {
+        "conversation_id": conversation_id,
+        "user_id": current_user.id,
+        "name": current_user.name,
+        "viewing": viewing,
+    }
+    publish_now(
+        Event(
+            VIEWING,
+            payload,
+            conversation_id=conversation_id,
+            all_agents=False,
+            private=True,
+            extra={"skip_sid": request.sid},
+        )
+    )  # type: ignore[attr-defined]
+
+
 class AgentNamespace(Namespace):
     """Join the agent's rooms on connect; relay viewing and typing between agents."""
 
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        # Which conversations each connection is viewing, so a dropped connection stops "viewing" them.
+        self._viewing: dict[str, set[int]] = {}
+
     def on_connect(self, auth: Any = None) -> bool:
-        if not current_user.is_authenticated:
+        if not current_user.is_authenticated or not same_origin(request.headers.get("Origin")):
             return False  # refused: the client gets a connect_error
         join_room("agents")
         join_room(f"user:{current_user.id}")
@@ -29,6 +72,11 @@ class AgentNamespace(Namespace):
             join_room(f"team:{team.id}")
         db.session.remove()
         return True
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        for conversation_id in self._viewing.pop(request.sid, set()):  # type: ignore[attr-defined]
+            if current_user.is_authenticated:
+                _announce_viewing(conversation_id, viewing=False)
 
     def _conversation_id(self, data: Any) -> int | None:
         if not current_user.is_authenticated or not isinstance(data, dict):
@@ -46,21 +94,8 @@ class AgentNamespace(Namespace):
         if conversation_id is None:
             return {"ok": False, "error": "unknown conversation"}
         join_room(f"conversation:{conversation_id}")
-        publish_now(
-            Event(
-                VIEWING,
-                {
-                    "conversation_id": conversation_id,
-                    "user_id": current_user.id,
-                    "name": current_user.name,
-                    "viewing": True,
-                },
-                conversation_id=conversation_id,
-                all_agents=False,
-                private=True,
-                extra={"skip_sid": request.sid},  # type: ignore[attr-defined]
-            )
-        )
+        self._viewing.setdefault(request.sid, set()).add(conversation_id)  # type: ignore[attr-defined]
+        _announce_viewing(conversation_id, viewing=True)
         return {"ok": True}
 
     def on_leave(self, data: Any) -> dict[str, Any]:
@@ -68,21 +103,8 @@ class AgentNamespace(Namespace):
         if conversation_id is None:
             return {"ok": False, "error": "unknown conversation"}
         leave_room(f"conversation:{conversation_id}")
-        publish_now(
-            Event(
-                VIEWING,
-                {
-                    "conversation_id": conversation_id,
-                    "user_id": current_user.id,
-                    "name": current_user.name,
-                    "viewing": False,
-                },
-                conversation_id=conversation_id,
-                all_agents=False,
-                private=True,
-                extra={"skip_sid": request.sid},  # type: ignore[attr-defined]
-            )
-        )
+        self._viewing.get(request.sid, set()).discard(conversation_id)  # type: ignore[attr-defined]
+        _announce_viewing(conversation_id, viewing=False)
         return {"ok": True}
 
     def on_typing(self, data: Any) -> dict[str, Any]:

@@ -292,18 +292,20 @@ def rebuild_all(now: dt.datetime | None = None) -> RefreshResult:
     session.commit()
     if first is not None:
         topic_parent = _topic_parents(session)
-        day = local_day(first, tz)
-        last = local_day(now, tz)
+        # Only days that can hold conversations: a local day lies within a day of its UTC date (the database's
+        # date() may use its session zone, hence the margin too).
+        dates = {
+            value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+            for value in session.scalars(select(func.date(Conversation.created_at)).distinct())
+        }
+        days = sorted({date + dt.timedelta(days=shift) for date in dates for shift in (-1, 0, 1)})
         # Each day and week still replaces its own rows under its lock: two workers rebuilding at once (both
         # saw the zone change) then write the same result instead of colliding.
-        while day <= last:
+        for day in days:
             result.conversations += _rebuild_day(session, day, tz, topic_parent)
             result.days += 1
-            day += dt.timedelta(days=1)
-        monday = week_of(local_day(first, tz))
-        while monday <= last:
+        for monday in sorted({week_of(day) for day in days}):
             _rebuild_week(session, monday)
-            monday += dt.timedelta(days=7)
     if max_dirty is not None:
         session.execute(delete(ReportDirtyDay).where(ReportDirtyDay.id <= max_dirty))
     state = session.get(ReportState, STATE_ID, populate_existing=True)

@@ -44,9 +44,6 @@ def smtp_server_command(listen: str | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the email connector, the `smtp-server` command and the email endpoints."""
-    from app.api import email as email_api
-
+    """Register the email connector and the `smtp-server` command."""
     register("email", _email_connector)
     app.cli.add_command(smtp_server_command)
-    app.register_blueprint(email_api.bp)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:49:02.427992
+Create Date: 2026-11-23 13:00:38.879426
 """
 
 from collections.abc import Sequence

@@ -64,3 +64,22 @@ def test_malformed_json_is_a_400(app, api_channel):
     )
     assert response.status_code == 400
     assert response.json["error"]["code"] == "bad_request"
+
+
+def test_channel_secrets_are_never_listed_and_survive_a_settings_update(admin_client, agent_client):
+    created = admin_client.post(
+        "/api/v1/channels",
+        json={"kind": "chat", "name": "Shop chat", "settings": {"identity_secret": "s3cret", "color": "#112233"}},
+    )
+    assert created.status_code == 201, created.json
+    channel_id = created.json["id"]
+    listed = agent_client.get("/api/v1/channels").json["items"]
+    assert "identity_secret" not in listed[0]["settings"]
+    assert listed[0]["secrets_set"] == ["identity_secret"]
+    updated = admin_client.patch(f"/api/v1/channels/{channel_id}", json={"settings": {"color": "#445566"}})
+    assert updated.status_code == 200
+    from app.extensions import db
+    from app.models import Channel
+
+    db.session.expire_all()
+    assert db.session.get(Channel, channel_id).settings == {"identity_secret": "s3cret", "color": "#445566"}

@@ -224,3 +224,35 @@ def test_agent_rooms_follow_the_audience():
         "team:2",
         "conversation:3",
     ]
+
+
+def test_a_dropped_connection_stops_viewing(app, make_user):
+    conversation = ingest(inbound(text="hello"), make_channel("email")).conversation
+    alice, bob = (connect_agent(app, make_user("agent", name=n)) for n in ("Alice", "Bob"))
+    bob.emit("view", {"conversation_id": conversation.id})
+    alice.emit("view", {"conversation_id": conversation.id})
+    bob.get_received()
+    _isolated(alice.sio.disconnect, namespace="/agent")
+    assert [(v["args"][0]["name"], v["args"][0]["viewing"]) for v in received(bob, VIEWING)] == [("Alice", False)]
+
+
+def test_a_handshake_from_another_site_is_refused(app, make_user):
+    user = make_user("agent")
+    client = ApiClient(app.test_client())
+    assert client.login(user.email, PASSWORD).status_code == 200
+    foreign = _isolated(
+        socketio.test_client,
+        app,
+        namespace="/agent",
+        flask_test_client=client.client,
+        headers={"Origin": "https://evil.example"},
+    )
+    assert not foreign.is_connected("/agent")
+    own = _isolated(
+        socketio.test_client,
+        app,
+        namespace="/agent",
+        flask_test_client=client.client,
+        headers={"Origin": "http://testserver.local"},
+    )
+    assert own.is_connected("/agent")

@@ -250,3 +250,45 @@ def test_alerts_show_as_spike_markers_in_the_report(history, supervisor_client):
     data = supervisor_client.get("/api/v1/reports/topics?from=2024-05-15&to=2024-05-16").json
     assert [a["topic"]["name"] for a in data["alerts"]] == ["Late"]
     assert math.isclose(sum(data["totals"]["counts"]), 40)
+
+
+def test_the_database_holds_one_open_alert_per_topic(history, taxonomy):
+    """Two workers evaluating at the same moment cannot both open an episode."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.extensions import db
+    from app.models import Alert
+
+    history(NOW, late=30)
+    (alert_id,) = evaluate(NOW)
+    original = db.session.get(Alert, alert_id)
+    twin = Alert(
+        topic_id=original.topic_id,
+        status="open",
+        window_start=original.window_start,
+        window_end=original.window_end,
+        detected_at=original.detected_at,
+        last_evaluated_at=original.last_evaluated_at,
+        observed=original.observed,
+        expected=original.expected,
+        p_value=original.p_value,
+        peak_observed=original.peak_observed,
+        baseline_windows=original.baseline_windows,
+    )
+    db.session.add(twin)
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_archiving_a_topic_closes_its_open_alert(history, taxonomy, admin_client):
+    from app.extensions import db
+    from app.models import Alert
+
+    history(NOW, late=30)
+    (alert_id,) = evaluate(NOW)
+    admin_client.patch(f"/api/v1/topics/{taxonomy['Late']}", json={"archived": True})
+    evaluate(NOW + dt.timedelta(minutes=15))
+    alert = db.session.get(Alert, alert_id)
+    db.session.refresh(alert)
+    assert alert.status == "closed"

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Attachment, Message
 from app.services import attachments as files
 
-bp = Blueprint("email", __name__, url_prefix="/api/v1")
+bp = Blueprint("attachments", __name__, url_prefix="/api/v1")
 
 # Raster images are shown in the page; anything else (SVG, HTML, PDF …) is downloaded, never rendered here.
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})

@@ -1,6 +1,7 @@
 """The chat widget end to end: Debian's Chromium (driven by Playwright) on a shop page served from another origin,
 a real gunicorn server, and an agent on a real Socket.IO connection.
 
+Chromium comes from the session-wide ``browser`` fixture of tests/e2e/conftest.py (one Playwright per process).
 The shop pages are served by a tiny http.server on 127.0.0.2 (the shop) and 127.0.0.3 (a site that is not on
 the channel's allow-list); Switchboard runs on 127.0.0.1, so the widget iframe is cross-site, as in production.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import queue
 import subprocess
 import threading
@@ -26,15 +26,6 @@ from tests.conftest import ON_CI, ROOT, LiveServer
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDGET_DIST = ROOT / "app" / "static" / "widget"
 SECRET = "e2e-identity-secret"
 TIMEOUT = 15_000
@@ -54,21 +45,6 @@ def widget_built() -> Path:
         else:
             _unavailable("the widget is not built: run `make frontend` (npm ci && npm run build)")
     return WIDGET_DIST
-
-
-@pytest.fixture(scope="module")
-def browser(widget_built: Path) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        result = subprocess.run(["sh", str(ROOT / "tools" / "ensure-chromium.sh")], capture_output=True, text=True)
-        if result.returncode != 0 or not CHROMIUM.exists():
-            _unavailable(f"chromium is not installed at {CHROMIUM} ({result.stderr.strip()[-300:]})")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=TIMEOUT)  # a loaded CI machine is slower than a laptop
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +164,9 @@ def agent(server: LiveServer, setup: dict[str, Any]) -> Iterator[AgentSocket]:
 @pytest.fixture
 def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
     """A page in a fresh browser context: another visitor with empty storage."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT)  # a loaded CI machine is slower than a laptop
     contexts: list[Any] = []
     errors: list[str] = []
 
