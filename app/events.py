@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
+MESSAGES_READ = "messages.read"
 CONVERSATION_CREATED = "conversation.created"
 CONVERSATION_UPDATED = "conversation.updated"
 CUSTOMER_UPDATED = "customer.updated"

@@ -21,6 +21,8 @@ MODULES: tuple[str, ...] = (
     "app.api.console",
     "app.api.widget",
     "app.api.forms",
+    "app.api.sms",
+    "app.api.calls",
 )
 
 

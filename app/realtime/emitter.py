@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.events import MESSAGE_CREATED, MESSAGE_UPDATED, TYPING, Event
+from app.events import MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGES_READ, TYPING, Event
 from app.extensions import socketio
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ def customer_payload(event: Event) -> dict[str, Any] | None:
             }
             | {"client_id": (message.get("meta") or {}).get("client_id")}
         }
+    if event.name == MESSAGES_READ:
+        return {"up_to": event.payload.get("up_to"), "at": event.payload.get("at")}
     if event.name == TYPING:
         return {"typing": bool(event.payload.get("typing")), "author_name": event.payload.get("author_name")}
     return None

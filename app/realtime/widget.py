@@ -461,16 +461,12 @@ def _agents_viewing(conversation_id: int) -> bool:
 def _agent_read(conversation_id: int) -> None:
     """Mark the visitor's messages read by an agent and tell the widget ("Seen")."""
     try:
-        marked = mark_read_by_agent(conversation_id)
+        mark_read_by_agent(conversation_id)  # publishes messages.read, which the emitter sends to the widget
     except Exception:  # read receipts are a courtesy; never fail the caller over them
         log.exception("marking conversation %s read failed", conversation_id)
         db.session.rollback()
-        return
     finally:
         db.session.remove()
-    if marked is not None:
-        up_to, at = marked
-        socketio.emit("read", {"up_to": up_to, "at": at}, namespace=NAMESPACE, to=f"conversation:{conversation_id}")
 
 
 def _on_domain_event(_sender: object, event: Event) -> None:

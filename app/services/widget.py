@@ -26,7 +26,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.events import CUSTOMER_UPDATED, MESSAGE_UPDATED, Event, publish
+from app.events import CUSTOMER_UPDATED, MESSAGE_UPDATED, MESSAGES_READ, Event, publish
 from app.extensions import db
 from app.models import Attachment, Channel, Conversation, Customer, CustomerIdentity, Message, User, utcnow
 from app.serializers import customer_dict, iso, message_dict
@@ -704,5 +704,15 @@ def mark_read_by_agent(conversation_id: int) -> tuple[int, str] | None:
     assert now is not None
     for message in unread:
         message.meta = {**(message.meta or {}), "read_at": now}
+    up_to = max(message.id for message in unread)
+    publish(
+        db.session,
+        Event(
+            MESSAGES_READ,
+            {"conversation_id": conversation_id, "up_to": up_to, "at": now},
+            conversation_id=conversation_id,
+            all_agents=False,
+        ),
+    )
     db.session.commit()
-    return max(message.id for message in unread), now
+    return up_to, now

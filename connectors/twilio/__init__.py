@@ -58,10 +58,8 @@ def _fetch_media() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the sms and voice connectors, the webhooks, the SMS/call API and the worker job."""
+    """Register the sms and voice connectors, the webhooks and the worker job."""
     global _subscribed
-    from app.api import calls as calls_api
-    from app.api import sms as sms_api
     from app.events import domain_event
     from app.worker import schedule
     from connectors.twilio.web import bp
@@ -69,8 +67,6 @@ def init_app(app: Flask) -> None:
     register("sms", _sms_connector)
     register("voice", _voice_connector)
     app.register_blueprint(bp)
-    app.register_blueprint(sms_api.bp)
-    app.register_blueprint(calls_api.bp)
     every = float(app.config.get("TWILIO_JOB_SECONDS", 2.0))
     schedule("twilio-sms-receipts", every, _reconcile_receipts)
     schedule("twilio-mms-media", every, _fetch_media)

@@ -179,7 +179,7 @@ def test_read_state_both_ways(widget: Any, agent_client: Any, agent_socket: Any,
     visitor.received()
     # The agent opens the conversation: the visitor's message shows as seen.
     agent_socket.emit("view", {"conversation_id": conversation_id})
-    read = visitor.received("read")
+    read = visitor.received("messages.read")
     assert read
     assert read[0]["args"][0]["up_to"] > 0
     # The visitor reads the reply: the agent's message records when.
@@ -200,7 +200,7 @@ def test_message_while_agent_is_viewing_is_read_at_once(widget: Any, agent_socke
     agent_socket.emit("view", {"conversation_id": conversation_id})
     visitor.received()
     visitor.send("One more thing", client_id="second-message")
-    read = visitor.received("read")
+    read = visitor.received("messages.read")
     assert read, "the agent was looking at the conversation when the message arrived"
 
 

@@ -278,7 +278,7 @@ class ChatApp {
     socket.on(TYPING, (payload: { typing?: boolean; author_name?: string | null }) => {
       this.showAgentTyping(Boolean(payload?.typing), payload?.author_name ?? null)
     })
-    socket.on('read', (payload: { up_to?: number; at?: string }) => {
+    socket.on('messages.read', (payload: { up_to?: number; at?: string }) => {
       for (const entry of this.entries.values()) {
         if (entry.direction === 'in' && entry.id !== null && entry.id <= (payload?.up_to ?? 0) && !entry.readAt) {
           entry.readAt = payload.at ?? new Date().toISOString()
