@@ -17,13 +17,13 @@ from flask import current_app
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
-from app.events import CONVERSATION_UPDATED, MESSAGE_CREATED, MESSAGE_UPDATED, WRAPUP_REQUESTED, Event, publish
+from app.events import WRAPUP_REQUESTED, Event, publish
 from app.extensions import db
 from app.models import Call, Channel, Conversation, CustomerIdentity, Message, User, team_members, utcnow
-from app.serializers import conversation_dict, message_dict
 from app.services.channels import first_channel
 from app.services.errors import DomainError, NotFound, ValidationFailed
 from app.services.ingest import ingest
+from app.services.notify import conversation_changed, message_changed
 from connectors.base import InboundMessage, InvalidIdentity, SendError, get_connector, normalize_phone
 
 log = logging.getLogger(__name__)
@@ -91,27 +91,11 @@ def summary(call: Call) -> str:
     return f"{head}: {call.status.replace('-', ' ')}"
 
 
-def _publish_call(call: Call, message: Message, conversation: Conversation, *, conversation_changed: bool) -> None:
+def _publish_call(call: Call, message: Message, conversation: Conversation, *, conversation_touched: bool) -> None:
     message.text = summary(call)
-    publish(
-        db.session,
-        Event(
-            MESSAGE_UPDATED,
-            {"message": message_dict(message, call=call)},
-            conversation_id=conversation.id,
-            team_id=conversation.team_id,
-        ),
-    )
-    if conversation_changed:
-        publish(
-            db.session,
-            Event(
-                CONVERSATION_UPDATED,
-                {"conversation": conversation_dict(conversation)},
-                conversation_id=conversation.id,
-                team_id=conversation.team_id,
-            ),
-        )
+    message_changed(message, conversation, created=False, call=call)
+    if conversation_touched:
+        conversation_changed(conversation)
 
 
 def _parts(call: Call) -> tuple[Message, Conversation]:
@@ -151,7 +135,7 @@ def record_inbound_call(inbound: InboundMessage, channel: Channel) -> Call:
         db.session.rollback()
         return db.session.scalars(select(Call).where(Call.provider_sid == inbound.provider_id)).one()
     message, conversation = _parts(call)
-    _publish_call(call, message, conversation, conversation_changed=False)
+    _publish_call(call, message, conversation, conversation_touched=False)
     db.session.commit()
     return call
 
@@ -248,7 +232,7 @@ def call_answered(sid: str, agent_id: int | None, at: dt.datetime | None = None)
         call.agent_id = agent_id
         changed = True
     if changed:
-        _publish_call(call, message, conversation, conversation_changed=_reached(conversation, at))
+        _publish_call(call, message, conversation, conversation_touched=_reached(conversation, at))
     db.session.commit()
     return call
 
@@ -262,7 +246,7 @@ def agent_leg_ended(sid: str, agent_id: int | None, duration: int | None, at: dt
         return call
     message, conversation = _parts(call)
     _complete(call, conversation, at, duration)
-    _publish_call(call, message, conversation, conversation_changed=False)
+    _publish_call(call, message, conversation, conversation_touched=False)
     db.session.commit()
     return call
 
@@ -279,7 +263,7 @@ def dial_ended(sid: str, dial_status: str | None, duration: int | None, at: dt.d
         call.answered_at = at - dt.timedelta(seconds=duration or 0)
         _reached(conversation, at)
     _complete(call, conversation, at, duration)
-    _publish_call(call, message, conversation, conversation_changed=True)
+    _publish_call(call, message, conversation, conversation_touched=True)
     db.session.commit()
     return call
 
@@ -294,17 +278,17 @@ def call_ended(sid: str, provider_status: str, duration: int | None, at: dt.date
     message, conversation = _parts(call)
     if call.answered_at is not None:
         _complete(call, conversation, at, None)
-        _publish_call(call, message, conversation, conversation_changed=False)
+        _publish_call(call, message, conversation, conversation_touched=False)
     elif call.direction == "in":
         call.status = "voicemail" if call.voicemail else "missed"
         call.ended_at = at
         _flag_call_back(conversation, at)
-        _publish_call(call, message, conversation, conversation_changed=True)
+        _publish_call(call, message, conversation, conversation_touched=True)
     else:
         leg = (call.meta or {}).get("customer_leg_status")
         call.status = leg if leg in UNANSWERED else provider_status if provider_status in UNANSWERED else "no-answer"
         call.ended_at = at
-        _publish_call(call, message, conversation, conversation_changed=False)
+        _publish_call(call, message, conversation, conversation_touched=False)
     db.session.commit()
     return call
 
@@ -338,7 +322,7 @@ def voicemail_recorded(
         call.ended_at = call.ended_at or at
         _flag_call_back(conversation, at)
         flagged = True
-    _publish_call(call, message, conversation, conversation_changed=flagged)
+    _publish_call(call, message, conversation, conversation_touched=flagged)
     db.session.commit()
     return call
 
@@ -357,7 +341,7 @@ def transcription_ready(sid: str, *, text: str | None, status: str | None) -> Ca
         call.transcription = text
     else:
         call.meta = {**(call.meta or {}), "transcription_status": status or "failed"}
-    _publish_call(call, message, conversation, conversation_changed=False)
+    _publish_call(call, message, conversation, conversation_touched=False)
     db.session.commit()
     return call
 
@@ -509,24 +493,8 @@ def record_outbound_call(sid: str, conversation_id: int, agent_id: int, customer
     conversation.last_channel = "voice"
     conversation.last_activity_at = now
     message.text = summary(call)
-    publish(
-        db.session,
-        Event(
-            MESSAGE_CREATED,
-            {"message": message_dict(message, call=call)},
-            conversation_id=conversation.id,
-            team_id=conversation.team_id,
-        ),
-    )
-    publish(
-        db.session,
-        Event(
-            CONVERSATION_UPDATED,
-            {"conversation": conversation_dict(conversation)},
-            conversation_id=conversation.id,
-            team_id=conversation.team_id,
-        ),
-    )
+    message_changed(message, conversation, call=call)
+    conversation_changed(conversation)
     db.session.commit()
     return call
 
@@ -562,7 +530,7 @@ def customer_leg_status(
         call.ended_at = at
         changed = True
     if changed:
-        _publish_call(call, message, conversation, conversation_changed=conversation_changed)
+        _publish_call(call, message, conversation, conversation_touched=conversation_changed)
         db.session.commit()
     else:
         db.session.rollback()
@@ -577,6 +545,6 @@ def agent_leg_progress(sid: str, status: str) -> Call | None:
         return call
     message, conversation = _parts(call)
     call.status = "ringing"
-    _publish_call(call, message, conversation, conversation_changed=False)
+    _publish_call(call, message, conversation, conversation_touched=False)
     db.session.commit()
     return call

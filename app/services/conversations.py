@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, func, not_, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from app.events import CONVERSATION_UPDATED, WRAPUP_REQUESTED, Event, publish
+from app.events import WRAPUP_REQUESTED, Event, publish
 from app.extensions import db
 from app.models import (
     Call,
@@ -30,10 +30,10 @@ from app.models import (
     utcnow,
 )
 from app.models.conversation import STATUSES
-from app.serializers import conversation_dict
 from app.services.customers import search_patterns, surviving_customer
 from app.services.errors import NotFound, ValidationFailed
 from app.services.merge import merged_customer_ids
+from app.services.notify import conversation_changed
 
 PREVIEW_CHARS = 200
 WAKE_BATCH = 500
@@ -338,15 +338,7 @@ def update_conversation(conversation_id: int, actor_id: int | None, changes: Map
         elif status != "resolved":
             conversation.resolved_at = None
         db.session.flush()
-        publish(
-            db.session,
-            Event(
-                CONVERSATION_UPDATED,
-                {"conversation": conversation_dict(conversation)},
-                conversation_id=conversation.id,
-                team_id=conversation.team_id,
-            ),
-        )
+        conversation_changed(conversation)
         if resolving and actor_id is not None:
             publish(
                 db.session,
@@ -413,15 +405,7 @@ def wake_snoozed_conversations(now: dt.datetime | None = None) -> int:
             conversation.snoozed_until = None
             # Back at the top of the inbox, as if the customer had written.
             conversation.last_activity_at = now
-            publish(
-                db.session,
-                Event(
-                    CONVERSATION_UPDATED,
-                    {"conversation": conversation_dict(conversation)},
-                    conversation_id=conversation.id,
-                    team_id=conversation.team_id,
-                ),
-            )
+            conversation_changed(conversation)
         db.session.commit()
         woken += len(batch)
         if len(batch) < WAKE_BATCH:

@@ -13,13 +13,12 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.events import CONVERSATION_CREATED, CONVERSATION_UPDATED, MESSAGE_CREATED, Event, publish
 from app.extensions import db
 from app.models import Attachment, Channel, Conversation, Customer, Message, utcnow
 from app.models.conversation import ACTIVE_STATUSES
-from app.serializers import conversation_dict, message_dict
 from app.services import attachments as files
 from app.services.customers import find_or_create_customer
+from app.services.notify import conversation_changed, message_changed
 from app.services.reply_tokens import conversation_id_for_token
 from connectors.base import InboundMessage, ThreadHints
 
@@ -116,24 +115,8 @@ def _ingest_once(inbound: InboundMessage, channel: Channel, now: dt.datetime, *,
     db.session.add(message)
     db.session.flush()
 
-    publish(
-        db.session,
-        Event(
-            MESSAGE_CREATED,
-            {"message": message_dict(message)},
-            conversation_id=conversation.id,
-            team_id=conversation.team_id,
-        ),
-    )
-    publish(
-        db.session,
-        Event(
-            CONVERSATION_CREATED if is_new else CONVERSATION_UPDATED,
-            {"conversation": conversation_dict(conversation)},
-            conversation_id=conversation.id,
-            team_id=conversation.team_id,
-        ),
-    )
+    message_changed(message, conversation)
+    conversation_changed(conversation, created=is_new)
     db.session.commit()
     return IngestResult(message, conversation, customer, created=True)
 

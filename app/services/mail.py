@@ -12,11 +12,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.events import MESSAGE_UPDATED, Event, publish
 from app.extensions import db
 from app.models import Channel, Message, utcnow
-from app.serializers import message_dict
 from app.services import attachments as files
+from app.services.notify import delivery_changed
 
 # Mail servers look up every recipient of every message; the list of mailboxes changes rarely.
 ADDRESS_CACHE_SECONDS = 5.0
@@ -111,9 +110,6 @@ def record_bounce(
         message.delivery_status = "failed"
         message.error = f"Bounced: {reason}"[:2000]
         message.next_attempt_at = None
-    publish(
-        db.session,
-        Event(MESSAGE_UPDATED, {"message": message_dict(message)}, conversation_id=message.conversation_id),
-    )
+    delivery_changed(message)
     db.session.commit()
     return message

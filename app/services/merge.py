@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from app.events import CONVERSATION_UPDATED, CUSTOMER_MERGED, CUSTOMER_UPDATED, Event, publish
+from app.events import CUSTOMER_MERGED, CUSTOMER_UPDATED, Event, publish
 from app.extensions import db
 from app.models import AuditLog, Conversation, Customer, CustomerIdentity, Message, utcnow
 from app.services.errors import Conflict, NotFound, ValidationFailed
+from app.services.notify import conversation_changed
 
 
 def merged_customer_ids(customer_id: int) -> list[int]:
@@ -112,7 +113,7 @@ def merge_customers(target_id: int, source_id: int, actor_id: int | None) -> Cus
         # The bulk updates bypassed loaded objects and relationships; reload them before serialising.
         db.session.expire_all()
 
-        from app.serializers import conversation_dict, customer_dict
+        from app.serializers import customer_dict
 
         payload = customer_dict(target)
         publish(
@@ -122,15 +123,7 @@ def merge_customers(target_id: int, source_id: int, actor_id: int | None) -> Cus
         if conversation_ids:
             moved = db.session.scalars(select(Conversation).where(Conversation.id.in_(conversation_ids)))
             for conversation in moved:
-                publish(
-                    db.session,
-                    Event(
-                        CONVERSATION_UPDATED,
-                        {"conversation": conversation_dict(conversation)},
-                        conversation_id=conversation.id,
-                        team_id=conversation.team_id,
-                    ),
-                )
+                conversation_changed(conversation)
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -8,12 +8,11 @@ from collections.abc import Callable
 from flask import current_app
 from sqlalchemy import select
 
-from app.events import CONVERSATION_UPDATED, MESSAGE_CREATED, Event, publish
 from app.extensions import db
 from app.models import Channel, Conversation, CustomerIdentity, Message, User, utcnow
-from app.serializers import conversation_dict, message_dict
 from app.services.channels import first_channel
 from app.services.errors import NotFound, ValidationFailed
+from app.services.notify import conversation_changed, message_changed
 
 # Which identity kind a channel delivers to.
 RECIPIENT_KIND = {"email": "email", "form": "email", "sms": "phone", "voice": "phone", "chat": "chat"}
@@ -173,24 +172,7 @@ def reply(
     conversation.last_activity_at = now
     db.session.add(message)
     db.session.flush()
-    publish(
-        db.session,
-        Event(
-            MESSAGE_CREATED,
-            {"message": message_dict(message)},
-            conversation_id=conversation.id,
-            team_id=conversation.team_id,
-            private=private,
-        ),
-    )
-    publish(
-        db.session,
-        Event(
-            CONVERSATION_UPDATED,
-            {"conversation": conversation_dict(conversation)},
-            conversation_id=conversation.id,
-            team_id=conversation.team_id,
-        ),
-    )
+    message_changed(message, conversation)
+    conversation_changed(conversation)
     db.session.commit()
     return message

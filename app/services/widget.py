@@ -26,15 +26,16 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.events import CUSTOMER_UPDATED, MESSAGE_UPDATED, MESSAGES_READ, Event, publish
+from app.events import CUSTOMER_UPDATED, MESSAGES_READ, Event, publish
 from app.extensions import db
 from app.models import Attachment, Channel, Conversation, Customer, CustomerIdentity, Message, User, utcnow
-from app.serializers import customer_dict, iso, message_dict
+from app.serializers import customer_dict, iso
 from app.services import attachments as files
 from app.services.customers import add_identity, find_identity, find_or_create_customer, surviving_customer
 from app.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from app.services.hours import InvalidSchedule, is_open
 from app.services.ingest import IngestResult, ingest
+from app.services.notify import delivery_changed
 from connectors.base import Attachment as InboundAttachment
 from connectors.base import Identity, InvalidIdentity
 from connectors.chat.payload import (
@@ -675,10 +676,7 @@ def mark_read_by_visitor(visitor: Visitor, up_to_id: int) -> list[int]:
             continue
         message.meta = {**(message.meta or {}), "read_at": now}
         marked.append(message.id)
-        publish(
-            db.session,
-            Event(MESSAGE_UPDATED, {"message": message_dict(message)}, conversation_id=message.conversation_id),
-        )
+        delivery_changed(message)
     db.session.commit()
     return marked
 

@@ -15,10 +15,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import and_, or_, select
 
-from app.events import MESSAGE_UPDATED, Event, publish
 from app.extensions import db
 from app.models import Channel, Conversation, CustomerIdentity, Message, utcnow
-from app.serializers import message_dict
+from app.services.notify import delivery_changed
 from app.services.reply_tokens import make_reply_token
 from connectors.base import Identity, OutboundMessage, SendError, ThreadHints, get_connector
 
@@ -145,9 +144,7 @@ def deliver(app: Flask, message_id: int) -> str:
 
 def _finish(message: Message) -> str:
     """Commit the outcome and tell the consoles (and the customer's widget) about it."""
-    publish(
-        db.session, Event(MESSAGE_UPDATED, {"message": message_dict(message)}, conversation_id=message.conversation_id)
-    )
+    delivery_changed(message)
     db.session.commit()
     return message.delivery_status
 
