@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -354,3 +355,44 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     server = LiveServer(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def events(app: Any) -> Iterator[list[Any]]:
+    """Every domain event delivered (after commit) while the test runs."""
+    from app.events import domain_event
+
+    delivered: list[Any] = []
+
+    def _receive(_sender: Any, event: Any) -> None:
+        delivered.append(event)
+
+    domain_event.connect(_receive)
+    yield delivered
+    domain_event.disconnect(_receive)
+
+
+class RequestScopedClient(FlaskClient):
+    """A test client whose every request runs in its own app context, as in production.
+
+    The ``app`` fixture keeps one app context open for the whole test, and Flask reuses it for each test
+    request, so ``g`` (where Flask-Login caches the current user) and the database session would carry over
+    from one request into the next: a second logged-in client would act as the first, and relationships
+    loaded by an earlier request would look stale. Here each request gets a fresh ``g`` and ends by removing
+    its session, like a request in the running server.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+            response.get_data()  # read the body while the request's context is still there
+            return response
+
+
+@pytest.fixture
+def request_scoped_clients(app: Any) -> Iterator[None]:
+    """Opt in (e.g. autouse in a folder's conftest) to give every test request its own app context."""
+    previous = app.test_client_class
+    app.test_client_class = RequestScopedClient
+    yield
+    app.test_client_class = previous

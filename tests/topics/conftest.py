@@ -1,49 +1,19 @@
-"""Fixtures for topics, reports, spikes and suggestions: a taxonomy, conversations at chosen times, events."""
+"""Fixtures for topics, reports, spikes and suggestions: a taxonomy and conversations at chosen times."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 
 _numbers = itertools.count(1)
 
 
-@pytest.fixture
-def events(app: Any) -> Iterator[list[Any]]:
-    """Every domain event delivered (after commit) while the test runs."""
-    from app.events import domain_event
-
-    delivered: list[Any] = []
-
-    def _receive(_sender: Any, event: Any) -> None:
-        delivered.append(event)
-
-    domain_event.connect(_receive)
-    yield delivered
-    domain_event.disconnect(_receive)
-
-
-class RequestScopedClient(FlaskClient):
-    """Each request in its own app context, as in production (see tests/api/conftest.py)."""
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        with self.application.app_context():
-            response = super().open(*args, **kwargs)
-            response.get_data()
-            return response
-
-
 @pytest.fixture(autouse=True)
-def _request_scoped_clients(app: Any) -> Iterator[None]:
-    previous = app.test_client_class
-    app.test_client_class = RequestScopedClient
-    yield
-    app.test_client_class = previous
+def _request_scoped(request_scoped_clients: None) -> None:
+    """Every request in these tests runs in its own app context, as in production."""
 
 
 @pytest.fixture
