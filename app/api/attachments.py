@@ -39,7 +39,8 @@ def _stored_file(sha256: str, *, mimetype: str, download_name: str, as_attachmen
     return response
 
 
-def _attachment_file(attachment: Attachment) -> Response:
+def attachment_response(attachment: Attachment) -> Response:
+    """Send a stored attachment safely: raster images inline, anything else as a sandboxed download."""
     inline = attachment.content_type.lower() in INLINE_TYPES
     return _stored_file(
         attachment.sha256,
@@ -57,7 +58,7 @@ def attachment(attachment_id: int) -> Any:
     found = db.session.get(Attachment, attachment_id)
     if found is None:
         raise not_found("attachment")
-    return _attachment_file(found)
+    return attachment_response(found)
 
 
 @bp.get("/messages/<int:message_id>/raw")
@@ -98,4 +99,4 @@ def inline_image(sha256: str) -> Any:
     found = db.session.scalar(select(Attachment).where(Attachment.sha256 == sha256).limit(1))
     if found is None:
         raise not_found("inline image")
-    return _attachment_file(found)
+    return attachment_response(found)

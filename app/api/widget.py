@@ -12,16 +12,16 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from flask_login import current_user
 from pydantic import Field
 
+from app.api.attachments import attachment_response
 from app.api.auth import public, role_required
 from app.api.errors import ApiError
 from app.api.validation import Schema, documented, validate
 from app.extensions import db, limiter
 from app.models import AuditLog, Channel
-from app.services import attachments as files
 from app.services.errors import NotFound
 from app.services.widget import (
     VerificationFailed,
@@ -241,27 +241,7 @@ def upload() -> Any:
 def download(attachment_id: int) -> Any:
     """Send a file of a message this visitor may see."""
     visitor, _ = _visitor()
-    attachment = visible_attachment(visitor, attachment_id)
-    try:
-        path = files.path_for(attachment.sha256)
-    except ValueError:
-        raise ApiError(404, "not_found", "attachment not found") from None
-    if not path.is_file():
-        raise ApiError(404, "not_found", "attachment not found")
-    inline = attachment.content_type in ("image/png", "image/jpeg", "image/gif", "image/webp")
-    response = send_file(
-        path,
-        mimetype=attachment.content_type
-        if inline or attachment.content_type == "application/pdf"
-        else "application/octet-stream",
-        as_attachment=not inline,
-        download_name=attachment.filename,
-        max_age=0,
-    )
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return attachment_response(visible_attachment(visitor, attachment_id))
 
 
 # --- admin --------------------------------------------------------------------------------------------------
