@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from app.extensions import db
 from app.models import AuditLog, Channel, Team
@@ -82,9 +82,12 @@ def create_channel(
     return channel, token
 
 
+_CHANNEL_BY_ID = select(Channel).where(Channel.id == bindparam("channel_id"))  # built once: it runs per request
+
+
 def channel_for_token(channel_id: int, token: str) -> Channel | None:
     """Return the enabled api channel whose token this is, else None (in constant time per channel)."""
-    channel = db.session.get(Channel, channel_id)
+    channel = db.session.execute(_CHANNEL_BY_ID, {"channel_id": channel_id}).scalar()
     if channel is None or not channel.enabled or channel.token_hash is None:
         return None
     if not hmac.compare_digest(channel.token_hash, _hash_token(token)):

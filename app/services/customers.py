@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import exists, or_, select
+from sqlalchemy import bindparam, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -34,12 +34,16 @@ def get_customer(customer_id: int) -> Customer:
     return surviving_customer(customer)
 
 
+# Built once: constructing a statement costs more than running it, and every inbound message runs this one.
+_IDENTITY_BY_VALUE = (
+    select(CustomerIdentity)
+    .where(CustomerIdentity.kind == bindparam("kind"), CustomerIdentity.value == bindparam("value"))
+    .options(joinedload(CustomerIdentity.customer))  # every caller needs the customer: one query, not two
+)
+
+
 def find_identity(identity: Identity) -> CustomerIdentity | None:
-    return db.session.scalar(
-        select(CustomerIdentity)
-        .where(CustomerIdentity.kind == identity.kind, CustomerIdentity.value == identity.value)
-        .options(joinedload(CustomerIdentity.customer))  # every caller needs the customer: one query, not two
-    )
+    return db.session.execute(_IDENTITY_BY_VALUE, {"kind": identity.kind, "value": identity.value}).scalar()
 
 
 def find_or_create_customer(

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -26,6 +26,29 @@ log = logging.getLogger(__name__)
 
 MESSAGE_KIND = {"message": "message", "call": "call", "voicemail": "call", "status": "event"}
 MAX_ATTEMPTS = 4
+# "Last seen" is shown to the minute; a chatty customer must not cost an extra UPDATE for every message.
+LAST_SEEN_RESOLUTION = dt.timedelta(minutes=1)
+
+# Every inbound message runs these; they are built once because building a statement costs several times
+# more than SQLite takes to run it.
+_DUPLICATE = select(Message).where(Message.channel == bindparam("channel"), Message.provider_id == bindparam("pid"))
+_LOCK_CUSTOMER = select(Customer.id).where(Customer.id == bindparam("customer_id")).with_for_update()
+_ACTIVE_CONVERSATION = (
+    select(Conversation)
+    .where(Conversation.customer_id == bindparam("customer_id"), Conversation.status.in_(ACTIVE_STATUSES))
+    .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+    .limit(1)
+)
+_RECENTLY_RESOLVED = (
+    select(Conversation)
+    .where(
+        Conversation.customer_id == bindparam("customer_id"),
+        Conversation.status == "resolved",
+        Conversation.resolved_at >= bindparam("reopen_after"),
+    )
+    .order_by(Conversation.resolved_at.desc())
+    .limit(1)
+)
 
 
 @dataclass(slots=True)
@@ -58,7 +81,7 @@ def ingest(inbound: InboundMessage, channel: Channel, *, now: dt.datetime | None
 def find_duplicate(channel_kind: str, provider_id: str | None) -> Message | None:
     if not provider_id:
         return None
-    return db.session.scalar(select(Message).where(Message.channel == channel_kind, Message.provider_id == provider_id))
+    return db.session.execute(_DUPLICATE, {"channel": channel_kind, "pid": provider_id}).scalar()
 
 
 def _ingest_once(inbound: InboundMessage, channel: Channel, now: dt.datetime, *, check_duplicate: bool) -> IngestResult:
@@ -75,9 +98,11 @@ def _ingest_once(inbound: InboundMessage, channel: Channel, now: dt.datetime, *,
     if db.dialect == "postgresql":
         # Two messages from one customer at once must not both start a conversation: routing runs one
         # customer at a time. (SQLite's BEGIN IMMEDIATE already makes the whole ingest exclusive.)
-        db.session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
-    customer.last_seen_at = now
-    conversation, is_new = route(customer, channel, inbound.thread, inbound, now)
+        db.session.execute(_LOCK_CUSTOMER, {"customer_id": customer.id})
+    if customer.last_seen_at is None or abs(now - customer.last_seen_at) >= LAST_SEEN_RESOLUTION:
+        customer.last_seen_at = now
+    with db.session.no_autoflush:  # routing reads nothing the pending changes touch: flush them all once below
+        conversation, is_new = route(customer, channel, inbound.thread, inbound, now)
 
     message = Message(
         conversation_id=conversation.id,
@@ -134,23 +159,11 @@ def route(
     ):
         conversation = None  # an old thread: a reply to it starts a fresh conversation
     if conversation is None:
-        conversation = db.session.scalar(
-            select(Conversation)
-            .where(Conversation.customer_id == customer.id, Conversation.status.in_(ACTIVE_STATUSES))
-            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-            .limit(1)
-        )
+        conversation = db.session.execute(_ACTIVE_CONVERSATION, {"customer_id": customer.id}).scalar()
     if conversation is None and not inbound.automated:
-        conversation = db.session.scalar(
-            select(Conversation)
-            .where(
-                Conversation.customer_id == customer.id,
-                Conversation.status == "resolved",
-                Conversation.resolved_at >= reopen_after,
-            )
-            .order_by(Conversation.resolved_at.desc())
-            .limit(1)
-        )
+        conversation = db.session.execute(
+            _RECENTLY_RESOLVED, {"customer_id": customer.id, "reopen_after": reopen_after}
+        ).scalar()
 
     if conversation is None:
         conversation = Conversation(

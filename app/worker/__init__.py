@@ -43,6 +43,9 @@ def register_jobs(app: Flask) -> list[str]:
     Each job is imported on its own, so a part of the product that is not there yet leaves only its own job out.
     """
     names: list[str] = []
+    if db.dialect == "sqlite":
+        schedule("sqlite-checkpoint", float(app.config.get("SQLITE_CHECKPOINT_SECONDS", 5)), db.checkpoint)
+        names.append("sqlite-checkpoint")
     try:
         from app.services.conversations import wake_snoozed_conversations
     except ImportError:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from app.extensions import SerializedConnection, make_engine
+from app.extensions import Database, SerializedConnection, make_engine
 
 
 def test_threads_doing_read_modify_write_never_lose_an_update(tmp_path: Path):
@@ -55,3 +55,22 @@ def test_the_process_lock_is_released_by_commit_rollback_and_close(tmp_path: Pat
         assert dbapi.write_lock.acquire(blocking=False), f"lock still held after {end}"
         dbapi.write_lock.release()
     engine.dispose()
+
+
+def test_the_worker_checkpoint_moves_the_write_ahead_log_into_the_database_file(tmp_path: Path):
+    database = Database()
+    database.engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    with database.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (body TEXT NOT NULL)"))
+    database.checkpoint()
+    size_before = (tmp_path / "wal.db").stat().st_size
+    with database.engine.begin() as conn:  # ~2 MB: well under the auto-checkpoint, so it stays in the WAL
+        conn.execute(text("INSERT INTO notes VALUES (:body)"), [{"body": "x" * 2000} for _ in range(1000)])
+    assert (tmp_path / "wal.db").stat().st_size == size_before
+
+    database.checkpoint()
+
+    assert (tmp_path / "wal.db").stat().st_size > size_before + 1_000_000
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM notes")).scalar_one() == 1000
+    database.engine.dispose()
