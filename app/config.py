@@ -46,6 +46,19 @@ def load_config() -> dict[str, Any]:
         "ATTACHMENTS_DIR": env("ATTACHMENTS_DIR", str(INSTANCE_DIR / "attachments")),
         "MAX_CONTENT_LENGTH": int(env("MAX_REQUEST_BYTES", str(10 * 1024 * 1024))),
         "MAX_MESSAGE_CHARS": int(env("MAX_MESSAGE_CHARS", "100000")),
+        # Files an agent attaches to one reply or note (the reply endpoint lifts its request limit to match).
+        "REPLY_ATTACHMENTS_MAX_FILES": int(env("REPLY_ATTACHMENTS_MAX_FILES", "10")),
+        "REPLY_ATTACHMENT_MAX_BYTES": int(env("REPLY_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))),
+        # 15 MiB of files is about 20.5 MB once base64-encoded in a mail: under the usual 25 MB relay limit.
+        "REPLY_ATTACHMENTS_MAX_TOTAL_BYTES": int(env("REPLY_ATTACHMENTS_MAX_TOTAL_BYTES", str(15 * 1024 * 1024))),
+        "REPLY_ATTACHMENT_TYPES": env(
+            "REPLY_ATTACHMENT_TYPES",
+            "image/png,image/jpeg,image/gif,image/webp,image/heic,image/tiff,image/bmp,audio/*,video/*,"
+            "application/pdf,text/plain,text/csv,text/calendar,text/vcard,text/x-vcard,application/rtf,"
+            "application/json,application/xml,text/xml,application/zip,application/x-zip-compressed,"
+            "application/msword,application/vnd.ms-excel,application/vnd.ms-powerpoint,"
+            "application/vnd.openxmlformats-officedocument.*,application/vnd.oasis.opendocument.*",
+        ),
         "SMTP_LISTEN": env("SMTP_LISTEN", "127.0.0.1:2525"),
         "SMTP_RELAY_URL": env("SMTP_RELAY_URL", "smtp://127.0.0.1:25"),
         "SMTP_MAX_MESSAGE_BYTES": int(env("SMTP_MAX_MESSAGE_BYTES", str(25 * 1024 * 1024))),

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+import functools
+import mimetypes
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 from pydantic import Field
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api.auth import role_required
+from app.api.errors import ApiError
 from app.api.fields import DbId, Input, Query, UtcDateTime
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from app.api.validation import documented, validate
@@ -23,9 +28,22 @@ from app.services.conversations import (
     list_messages,
     update_conversation,
 )
-from app.services.reply import default_reply_channel, reply, reply_channels
+from app.services.reply import (
+    ATTACHMENT_CHANNELS,
+    AttachmentsTooLarge,
+    default_reply_channel,
+    reply,
+    reply_channels,
+)
+from connectors.base import Attachment as FileUpload
+from connectors.chat.payload import safe_filename, sniff_content_type
 
 bp = Blueprint("conversations", __name__, url_prefix="/api/v1/conversations")
+
+F = TypeVar("F", bound=Callable[..., Any])
+FILES_FIELD = "files"
+# Room for the text fields and the multipart framing around the files.
+_FORM_OVERHEAD_BYTES = 1024 * 1024
 
 StatusField = Literal["open", "pending", "snoozed", "resolved"]
 
@@ -61,7 +79,7 @@ class ConversationPatch(Input):
 
 
 class NewMessage(Input):
-    body: str = Field(min_length=1)
+    body: str = Field(default="", description="the text; may be empty only when files are attached")
     channel: str | None = Field(default=None, max_length=32, description="email, sms, chat or api; default: last")
     private: bool = Field(default=False, description="a private note: never sent, never shown to the customer")
 
@@ -104,7 +122,77 @@ def detail_dict(conversation: Conversation) -> dict[str, Any]:
     default = default_reply_channel(conversation)
     data["reply_channels"] = channels
     data["default_reply_channel"] = default if default in channels else (channels[0] if channels else None)
+    data["reply_attachments"] = attachment_limits()
     return data
+
+
+def attachment_limits() -> dict[str, Any]:
+    """What the console checks before it uploads files with a reply (the server checks again)."""
+    config = current_app.config
+    return {
+        "channels": list(ATTACHMENT_CHANNELS),
+        "max_files": config["REPLY_ATTACHMENTS_MAX_FILES"],
+        "max_file_bytes": config["REPLY_ATTACHMENT_MAX_BYTES"],
+        "max_total_bytes": config["REPLY_ATTACHMENTS_MAX_TOTAL_BYTES"],
+    }
+
+
+def _multipart_limit(view: F) -> F:
+    """Let a multipart reply be as large as its files may be, and answer an oversize upload with a JSON 413.
+
+    Runs after the role check, so nobody can make the server read a large upload without logging in.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if request.mimetype == "multipart/form-data":
+            config = current_app.config
+            request.max_content_length = int(config["REPLY_ATTACHMENTS_MAX_TOTAL_BYTES"]) + _FORM_OVERHEAD_BYTES
+            try:
+                request.files  # noqa: B018 - parse the form now, inside the larger limit
+            except RequestEntityTooLarge:
+                raise ApiError(
+                    413,
+                    "too_large",
+                    f"The upload is too large: at most {config['REPLY_ATTACHMENTS_MAX_TOTAL_BYTES']} bytes of files "
+                    "per message.",
+                    {FILES_FIELD: "too large"},
+                ) from None
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def uploaded_files() -> list[FileUpload]:
+    """Read the multipart ``files`` of this request (name cleaned, type from the bytes where they show it)."""
+    unknown = sorted(set(request.files) - {FILES_FIELD})
+    if unknown:
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"Send files in the multipart field '{FILES_FIELD}'.",
+            dict.fromkeys(unknown, f"unknown file field; use {FILES_FIELD}"),
+        )
+    limit = int(current_app.config["REPLY_ATTACHMENT_MAX_BYTES"])
+    uploads = []
+    for file in request.files.getlist(FILES_FIELD):
+        data = file.stream.read(limit + 1)  # one byte over is enough to say it is too large
+        if not file.filename and not data:
+            continue  # an empty file input in a plain HTML form
+        name = safe_filename(file.filename)
+        uploads.append(FileUpload(filename=name, content_type=_content_type(data, name, file.mimetype), data=data))
+    return uploads
+
+
+def _content_type(data: bytes, filename: str, claimed: str | None) -> str:
+    """The type the bytes show (a PNG is a PNG, a fake PDF is not one), else the browser's, else the name's."""
+    claimed = (claimed or "").split(";", 1)[0].strip().lower()
+    if not claimed or claimed == "application/octet-stream":
+        claimed = mimetypes.guess_type(filename)[0] or claimed
+    sniffed = sniff_content_type(data, claimed)
+    if sniffed == "application/octet-stream" and claimed.startswith("text/"):
+        return claimed  # text in a legacy charset is still text (the widget's check wants UTF-8)
+    return sniffed
 
 
 @bp.get("")
@@ -155,9 +243,26 @@ def messages(conversation_id: int, query: MessagesQuery) -> Any:
 
 @bp.post("/<int:conversation_id>/messages")
 @role_required("agent")
+@_multipart_limit
 @validate(body=NewMessage)
-@documented(summary="Reply on a channel (queued for delivery) or add a private note; 201 with the message")
+@documented(
+    summary="Reply on a channel (queued for delivery) or add a private note; 201 with the message. "
+    "Send JSON, or multipart/form-data with the fields body, channel, private and one or more 'files' "
+    "(attachments: email, chat and api replies and notes, not SMS; count and size limits in the "
+    "conversation's reply_attachments; 413 when too large, 422 otherwise)"
+)
 def create_message(conversation_id: int, body: NewMessage) -> Any:
-    """Reply to the customer or add a private note."""
-    message = reply(conversation_id, current_user, body.body, channel=body.channel, private=body.private)
+    """Reply to the customer or add a private note, optionally with files (multipart/form-data)."""
+    attachments = uploaded_files() if request.mimetype == "multipart/form-data" else []
+    try:
+        message = reply(
+            conversation_id,
+            current_user,
+            body.body,
+            channel=body.channel,
+            private=body.private,
+            attachments=attachments,
+        )
+    except AttachmentsTooLarge as exc:
+        raise ApiError(413, exc.code, str(exc), exc.fields) from None
     return jsonify(message_dict(message)), 201

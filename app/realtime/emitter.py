@@ -14,6 +14,7 @@ from typing import Any
 
 from app.events import MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGES_READ, TYPING, Event
 from app.extensions import socketio
+from app.services.widget import widget_attachment
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,17 @@ def customer_payload(event: Event) -> dict[str, Any] | None:
                     "text",
                     "created_at",
                     "delivery_status",
-                    "attachments",
                     "author_name",
                 )
             }
-            | {"client_id": (message.get("meta") or {}).get("client_id")}
+            | {
+                "client_id": (message.get("meta") or {}).get("client_id"),
+                # The console's file links need an agent's session: the visitor gets the widget's file route.
+                "attachments": [
+                    widget_attachment(item["id"], item["filename"], item["content_type"], item["size"])
+                    for item in message.get("attachments") or []
+                ],
+            }
         }
     if event.name == MESSAGES_READ:
         return {"up_to": event.payload.get("up_to"), "at": event.payload.get("at")}

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Channel, Conversation, CustomerIdentity, Message, User, utcnow
+from app.models import Attachment, Channel, Conversation, CustomerIdentity, Message, User, utcnow
+from app.services import attachments as files
 from app.services.channels import first_channel
 from app.services.errors import NotFound, ValidationFailed
 from app.services.notify import conversation_changed, message_changed
+from connectors.base import Attachment as FileUpload
 
 # Which identity kind a channel delivers to.
 RECIPIENT_KIND = {"email": "email", "form": "email", "sms": "phone", "voice": "phone", "chat": "chat"}
@@ -20,6 +24,74 @@ RECIPIENT_KIND = {"email": "email", "form": "email", "sms": "phone", "voice": "p
 REPLY_CHANNELS = ("email", "sms", "chat", "api")
 # Where a reply goes when the conversation came in on a channel that cannot carry one itself.
 REPLY_VIA = {"form": "email", "voice": "sms"}
+# Channels whose replies can carry files (an SMS cannot: its connector refuses them at send time too).
+ATTACHMENT_CHANNELS = ("email", "chat", "api")
+_CHANNEL_NAMES = {"sms": "SMS"}
+
+_CONTENT_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class AttachmentsTooLarge(ValidationFailed):
+    """A file, or all files together, exceed the configured size limit (the API answers 413)."""
+
+    code = "too_large"
+
+
+def _allowed_types() -> tuple[str, ...]:
+    value = current_app.config["REPLY_ATTACHMENT_TYPES"]
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(item.strip().lower() for item in items if item.strip())
+
+
+def _content_type(value: str | None) -> str:
+    """The bare, lower-case ``type/subtype`` of a content type; anything malformed is octet-stream."""
+    bare = (value or "").split(";", 1)[0].strip().lower()
+    return bare if _CONTENT_TYPE_RE.match(bare) else "application/octet-stream"
+
+
+def check_attachments(uploads: Sequence[FileUpload]) -> list[FileUpload]:
+    """Check files against the count, size and type limits; return them with clean names and types.
+
+    Raises AttachmentsTooLarge (a size limit) or ValidationFailed (count, empty file, type, name).
+    """
+    config = current_app.config
+    max_files = int(config["REPLY_ATTACHMENTS_MAX_FILES"])
+    max_bytes = int(config["REPLY_ATTACHMENT_MAX_BYTES"])
+    max_total = int(config["REPLY_ATTACHMENTS_MAX_TOTAL_BYTES"])
+    if len(uploads) > max_files:
+        raise ValidationFailed(
+            f"at most {max_files} files can be attached to one message",
+            code="too_many_files",
+            fields={"files": f"at most {max_files} files"},
+        )
+    allowed = _allowed_types()
+    checked: list[FileUpload] = []
+    for upload in uploads:
+        name = _CONTROL_RE.sub("", upload.filename or "").strip()
+        if not name or len(name) > 255:
+            raise ValidationFailed("every file needs a name of at most 255 characters", fields={"files": "bad name"})
+        if not upload.data:
+            raise ValidationFailed(f"{name} is empty", code="empty_file", fields={"files": f"{name} is empty"})
+        if len(upload.data) > max_bytes:
+            raise AttachmentsTooLarge(
+                f"{name} is larger than {max_bytes} bytes", fields={"files": f"{name}: at most {max_bytes} bytes"}
+            )
+        content_type = _content_type(upload.content_type)
+        if not any(fnmatch.fnmatchcase(content_type, pattern) for pattern in allowed):
+            raise ValidationFailed(
+                f"{name}: files of type {content_type} cannot be attached",
+                code="unsupported_type",
+                fields={"files": f"{name}: type {content_type} is not allowed"},
+            )
+        checked.append(FileUpload(filename=name, content_type=content_type, data=upload.data))
+    total = sum(len(upload.data) for upload in checked)
+    if total > max_total:
+        raise AttachmentsTooLarge(
+            f"the files add up to {total} bytes; at most {max_total} bytes can go with one message",
+            fields={"files": f"at most {max_total} bytes in total"},
+        )
+    return checked
 
 
 def recipient_for(conversation: Conversation, channel_kind: str) -> CustomerIdentity | None:
@@ -107,13 +179,19 @@ def reply(
     private: bool = False,
     html: str | None = None,
     automated: bool = False,
+    attachments: Sequence[FileUpload] = (),
 ) -> Message:
-    """Queue a reply to the customer (or store a private note) and commit it before anything is sent."""
+    """Queue a reply to the customer (or store a private note) and commit it before anything is sent.
+
+    ``attachments`` are checked (count, size, type, and whether the channel can carry files) before anything
+    is stored; then their bytes go to the file store and their rows are committed with the message.
+    """
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
         raise NotFound(f"conversation {conversation_id} not found")
+    uploads = check_attachments(attachments)
     body = body.strip()
-    if not body:
+    if not body and not uploads:
         raise ValidationFailed("the message is empty", fields={"body": "must not be empty"})
     if len(body) > current_app.config["MAX_MESSAGE_CHARS"]:
         raise ValidationFailed("the message is too long", fields={"body": "too long"})
@@ -136,6 +214,12 @@ def reply(
         kind = channel or default_reply_channel(conversation)
         if kind not in REPLY_CHANNELS:
             raise ValidationFailed(f"cannot reply on {kind}", fields={"channel": f"one of {', '.join(REPLY_CHANNELS)}"})
+        if uploads and kind not in ATTACHMENT_CHANNELS:
+            raise ValidationFailed(
+                f"attachments cannot be sent by {_CHANNEL_NAMES.get(kind, kind)}; send them by email instead",
+                code="attachments_not_supported",
+                fields={"files": f"not on {kind}", "channel": "choose email to send files"},
+            )
         recipient = recipient_for(conversation, kind)
         if recipient is None:
             raise ValidationFailed(
@@ -170,6 +254,18 @@ def reply(
             conversation.first_response_at = now
         conversation.last_channel = kind
     conversation.last_activity_at = now
+    # Everything is checked: only now do the files reach the store (content-addressed, written durably
+    # before the rows that point at them are committed).
+    for upload in uploads:
+        message.attachments.append(
+            Attachment(
+                filename=upload.filename,
+                content_type=upload.content_type,
+                size=len(upload.data),
+                sha256=files.store_bytes(upload.data),
+                created_at=now,
+            )
+        )
     db.session.add(message)
     db.session.flush()
     message_changed(message, conversation)

@@ -509,15 +509,21 @@ def widget_message(message: Message, author_name: str | None = None) -> dict[str
         "read_at": meta.get("read_at"),
         "author_name": author_name,
         "attachments": [
-            {
-                "id": attachment.id,
-                "filename": attachment.filename,
-                "content_type": attachment.content_type,
-                "size": attachment.size,
-                "url": f"/api/v1/widget/attachments/{attachment.id}",
-            }
+            widget_attachment(attachment.id, attachment.filename, attachment.content_type, attachment.size)
             for attachment in message.attachments
         ],
+    }
+
+
+def widget_attachment(attachment_id: int, filename: str, content_type: str, size: int) -> dict[str, Any]:
+    """A file as the widget shows it (the visitor's or the agent's): its link is the widget's own file route,
+    which opens only with the token of a visitor who may see the message."""
+    return {
+        "id": attachment_id,
+        "filename": filename,
+        "content_type": content_type,
+        "size": size,
+        "url": f"/api/v1/widget/attachments/{attachment_id}",
     }
 
 

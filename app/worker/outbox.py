@@ -16,10 +16,20 @@ from flask import Flask
 from sqlalchemy import and_, or_, select
 
 from app.extensions import db
-from app.models import Channel, Conversation, CustomerIdentity, Message, utcnow
+from app.models import Attachment, Channel, Conversation, CustomerIdentity, Message, utcnow
+from app.services import attachments as files
 from app.services.notify import delivery_changed
 from app.services.reply_tokens import make_reply_token
-from connectors.base import Identity, OutboundMessage, SendError, ThreadHints, get_connector
+from connectors.base import Attachment as OutboundAttachment
+from connectors.base import (
+    Identity,
+    OutboundMessage,
+    PermanentSendError,
+    RetryableSendError,
+    SendError,
+    ThreadHints,
+    get_connector,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +56,25 @@ def claim_batch(limit: int = 20) -> list[int]:
     return [message.id for message in rows]
 
 
+def _load_attachment(attachment: Attachment) -> OutboundAttachment:
+    """Read a stored attachment's bytes; a file gone from the store fails the send with a clear reason."""
+    try:
+        data = files.read_bytes(attachment.sha256)
+    except (FileNotFoundError, ValueError):
+        raise PermanentSendError(f"the attached file {attachment.filename!r} is missing from the file store") from None
+    except OSError as exc:
+        raise RetryableSendError(f"cannot read the attached file {attachment.filename!r}: {exc}") from None
+    return OutboundAttachment(
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        data=data,
+        content_id=attachment.content_id,
+        inline=attachment.inline,
+    )
+
+
 def build_outbound(message: Message) -> OutboundMessage:
-    """Turn a stored outbound message into what the connector needs."""
+    """Turn a stored outbound message into what the connector needs, its attached files' bytes included."""
     conversation = db.session.get_one(Conversation, message.conversation_id)
     channel = db.session.get_one(Channel, message.channel_id)
     identity = db.session.get_one(CustomerIdentity, message.identity_id)
@@ -82,6 +109,7 @@ def build_outbound(message: Message) -> OutboundMessage:
         text=message.text,
         html=message.html,
         subject=message.subject or conversation.subject,
+        attachments=[_load_attachment(attachment) for attachment in message.attachments],
         thread=ThreadHints(
             message_id=message.message_id_header,
             in_reply_to=last_inbound or (references[-1] if references else None),

@@ -14,6 +14,19 @@ from connectors.html import text_to_html
 
 MAX_REFERENCES = 20
 _REPLY_PREFIX_RE = re.compile(r"^\s*(?:re|aw|odp|sv|vs|antw|rif|r)\s*:", re.IGNORECASE)
+_TOKEN_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+
+
+def attachment_type(content_type: str | None) -> tuple[str, str]:
+    """Return the (maintype, subtype) a file is attached as: bare, lower-case, and never a composite type.
+
+    Composite types (multipart/*, message/*) may not be base64-encoded (RFC 2046), so such files go as
+    application/octet-stream; so does anything malformed.
+    """
+    maintype, _, subtype = (content_type or "").split(";", 1)[0].strip().lower().partition("/")
+    if not (_TOKEN_RE.match(maintype) and _TOKEN_RE.match(subtype)) or maintype in ("multipart", "message"):
+        return "application", "octet-stream"
+    return maintype, subtype
 
 
 def plus_address(address: str, token: str | None) -> str:
@@ -74,11 +87,11 @@ def build_message(message: OutboundMessage, *, domain: str, from_name: str | Non
     mail.set_content(message.text)
     mail.add_alternative(message.html or text_to_html(message.text), subtype="html")
     for attachment in message.attachments:
-        maintype, _, subtype = (attachment.content_type or "application/octet-stream").partition("/")
+        maintype, subtype = attachment_type(attachment.content_type)
         mail.add_attachment(
             attachment.data,
-            maintype=maintype or "application",
-            subtype=subtype or "octet-stream",
+            maintype=maintype,
+            subtype=subtype,
             filename=attachment.filename,
             disposition="inline" if attachment.inline else "attachment",
             cid=f"<{attachment.content_id}>" if attachment.content_id else None,

@@ -1,4 +1,4 @@
-// A small fetch wrapper: JSON in and out, the session cookie, the CSRF header on unsafe methods,
+// A small fetch wrapper: JSON (or FormData) in, JSON out, the session cookie, the CSRF header on unsafe methods,
 // and `{error: {code, message, fields}}` bodies turned into ApiError.
 import type { ApiErrorBody } from './types'
 
@@ -42,7 +42,9 @@ export class Http {
 
   async request<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' }
-    if (body !== undefined) headers['Content-Type'] = 'application/json'
+    // A FormData body (files) goes as multipart/form-data: the browser writes that header with its boundary.
+    const form = typeof FormData !== 'undefined' && body instanceof FormData
+    if (body !== undefined && !form) headers['Content-Type'] = 'application/json'
     if (UNSAFE.has(method) && this.csrfToken) headers[this.csrfHeader] = this.csrfToken
     let response: Response
     try {
@@ -50,7 +52,7 @@ export class Http {
         method,
         headers,
         credentials: 'same-origin',
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? undefined : form ? (body as FormData) : JSON.stringify(body),
       })
     } catch (err) {
       throw new ApiError(0, 'network_error', err instanceof Error ? err.message : String(err))

@@ -44,6 +44,33 @@ export interface NewMessage {
   body: string
   channel?: string
   private?: boolean
+  /** Attachments: when given, the message goes as multipart/form-data. */
+  files?: File[]
+}
+
+/** The conversation's ``reply_attachments`` (app/api/conversations.py): what may be attached to a reply. */
+export interface ReplyAttachmentLimits {
+  channels: string[]
+  max_files: number
+  max_file_bytes: number
+  max_total_bytes: number
+}
+
+export const DEFAULT_ATTACHMENT_LIMITS: ReplyAttachmentLimits = {
+  channels: ['email', 'chat', 'api'],
+  max_files: 10,
+  max_file_bytes: 10 * 1024 * 1024,
+  max_total_bytes: 15 * 1024 * 1024,
+}
+
+/** A reply with files as the multipart form the reply endpoint reads: body, channel, private and files. */
+export function messageForm(message: NewMessage): FormData {
+  const form = new FormData()
+  form.append('body', message.body)
+  if (message.channel) form.append('channel', message.channel)
+  form.append('private', message.private ? 'true' : 'false')
+  for (const file of message.files ?? []) form.append('files', file, file.name)
+  return form
 }
 
 export interface ReportQuery {
@@ -124,7 +151,10 @@ export const api = {
   /** Oldest first; ``next_cursor`` continues forward in time. */
   messages: (id: number, cursor?: string | null, limit = 200) =>
     http.get<Page<Message>>(`/conversations/${id}/messages`, { cursor: cursor ?? undefined, limit }),
-  sendMessage: (id: number, message: NewMessage) => http.post<Message>(`/conversations/${id}/messages`, message),
+  sendMessage: (id: number, message: NewMessage) => {
+    const { files, ...json } = message
+    return http.post<Message>(`/conversations/${id}/messages`, files?.length ? messageForm(message) : json)
+  },
   /** Click-to-call: Twilio rings the agent's phone, then bridges to the customer. */
   call: (id: number) => http.post<{ call: Call; message: Message }>(`/conversations/${id}/calls`, {}),
   setTopics: (id: number, topicIds: number[]) =>

@@ -11,7 +11,7 @@ import { MESSAGE_CREATED, MESSAGE_UPDATED, TYPING, WIDGET_NAMESPACE } from '@sha
 import { Api, HttpError, type FieldDef, type Session, type Status, type WidgetMessage } from './api'
 import { configured, pickLocale, translator, type Locale, type TextKey, type Translate } from './i18n'
 import { chime } from './sound'
-import { appendText, clientId, formatSize, formatTime, validEmail } from './text'
+import { appendText, clientId, formatSize, formatTime, showsInline, validEmail } from './text'
 import './style.css'
 
 interface Entry {
@@ -753,7 +753,7 @@ class ChatApp {
       }
       return url
     }
-    if (attachment.content_type.startsWith('image/')) {
+    if (showsInline(attachment.content_type)) {
       const image = el('img', 'sb-image')
       image.alt = attachment.filename
       void blob().then((url) => (image.src = url), () => (image.alt = `⚠ ${attachment.filename}`))

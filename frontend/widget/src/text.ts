@@ -19,6 +19,14 @@ export function appendText(parent: HTMLElement, text: string): void {
   if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)))
 }
 
+// The raster images the server sends inline (app/api/attachments.py INLINE_TYPES); anything else, an agent's
+// PDF or an SVG alike, comes as a download and is offered as one.
+const INLINE_IMAGES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp'])
+
+export function showsInline(contentType: string): boolean {
+  return INLINE_IMAGES.has(contentType.toLowerCase())
+}
+
 export function formatSize(bytes: number): string {
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, '')} MB`
   if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { configured, pickLocale, translator } from '../src/i18n'
-import { clientId, formatSize, validEmail } from '../src/text'
+import { clientId, formatSize, showsInline, validEmail } from '../src/text'
 
 describe('i18n', () => {
   it('picks Polish for pl-PL and falls back to English', () => {
@@ -28,5 +28,14 @@ describe('helpers', () => {
     expect(formatSize(2048)).toBe('2 KB')
     expect(validEmail('anna@example.com')).toBe(true)
     expect(validEmail('anna@')).toBe(false)
+  })
+})
+
+describe('attachments', () => {
+  it('shows raster images inline and offers every other file, an agent\'s PDF or an SVG, as a download', () => {
+    expect(showsInline('image/png')).toBe(true)
+    expect(showsInline('IMAGE/JPEG')).toBe(true)
+    expect(showsInline('image/svg+xml')).toBe(false)
+    expect(showsInline('application/pdf')).toBe(false)
   })
 })
