@@ -249,7 +249,8 @@ def messages(conversation_id: int, query: MessagesQuery) -> Any:
     summary="Reply on a channel (queued for delivery) or add a private note; 201 with the message. "
     "Send JSON, or multipart/form-data with the fields body, channel, private and one or more 'files' "
     "(attachments: email, chat and api replies and notes, not SMS; count and size limits in the "
-    "conversation's reply_attachments; 413 when too large, 422 otherwise)"
+    "conversation's reply_attachments; 413 when too large, 422 otherwise)",
+    files=FILES_FIELD,
 )
 def create_message(conversation_id: int, body: NewMessage) -> Any:
     """Reply to the customer or add a private note, optionally with files (multipart/form-data)."""

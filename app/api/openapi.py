@@ -72,10 +72,14 @@ def build_document(app: Flask) -> dict[str, Any]:
                         }
                     )
             if (body := info.get("body")) is not None and method in ("POST", "PUT", "PATCH"):
-                operation["requestBody"] = {
-                    "required": True,
-                    "content": {"application/json": {"schema": _schema_ref(body, components)}},
-                }
+                schema = _schema_ref(body, components)
+                content: dict[str, Any] = {"application/json": {"schema": schema}}
+                if files := info.get("files"):
+                    uploads = {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    content["multipart/form-data"] = {
+                        "schema": {"allOf": [schema, {"type": "object", "properties": {files: uploads}}]}
+                    }
+                operation["requestBody"] = {"required": True, "content": content}
             if (response := info.get("response")) is not None:
                 operation["responses"]["200"] = {
                     "description": "OK",

@@ -72,12 +72,18 @@ def validate(*, body: type[BaseModel] | None = None, query: type[BaseModel] | No
     return decorator
 
 
-def documented(*, summary: str | None = None, response: type[BaseModel] | None = None) -> Callable[[F], F]:
-    """Attach an OpenAPI summary and response schema to a view (used when building openapi.json)."""
+def documented(
+    *, summary: str | None = None, response: type[BaseModel] | None = None, files: str | None = None
+) -> Callable[[F], F]:
+    """Attach an OpenAPI summary and response schema to a view (used when building openapi.json).
+
+    ``files`` names the multipart field that may carry uploads: the body is then documented as JSON or as
+    multipart/form-data with the same fields plus that one.
+    """
 
     def decorator(view: F) -> F:
         openapi = dict(getattr(view, "openapi", {}))
-        openapi.update({"summary": summary, "response": response})
+        openapi.update({"summary": summary, "response": response, "files": files})
         view.openapi = openapi  # type: ignore[attr-defined]
         return view
 

@@ -46,3 +46,12 @@ def test_openapi_describes_roles_bodies_and_query_filters(anon_client):
     assert create_user["x-required-role"] == "admin"
     assert create_user["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/UserCreate")
     assert paths["/api/v1/auth/login"]["post"]["security"] == []
+
+
+def test_the_reply_endpoint_documents_its_multipart_form_with_files(anon_client):
+    spec = anon_client.get("/api/v1/openapi.json").get_json()
+    body = spec["paths"]["/api/v1/conversations/{conversation_id}/messages"]["post"]["requestBody"]["content"]
+    assert "application/json" in body
+    form = body["multipart/form-data"]["schema"]["allOf"]
+    assert form[0] == body["application/json"]["schema"]
+    assert form[1]["properties"]["files"] == {"type": "array", "items": {"type": "string", "format": "binary"}}
