@@ -44,6 +44,10 @@ def load_config() -> dict[str, Any]:
         "PUBLIC_URL": env("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
         "INSTANCE_DIR": str(INSTANCE_DIR),
         "ATTACHMENTS_DIR": env("ATTACHMENTS_DIR", str(INSTANCE_DIR / "attachments")),
+        # fsync each stored file before its row commits: by default only where commits are fsynced themselves
+        # (PostgreSQL). SQLite runs WAL with synchronous=NORMAL: a commit survives the process crashing, not
+        # the machine losing power, and files written to the page cache give exactly that guarantee too.
+        "FSYNC_FILES": _env_bool("FSYNC_FILES", False) if env("FSYNC_FILES") else None,
         "MAX_CONTENT_LENGTH": int(env("MAX_REQUEST_BYTES", str(10 * 1024 * 1024))),
         "MAX_MESSAGE_CHARS": int(env("MAX_MESSAGE_CHARS", "100000")),
         # Files an agent attaches to one reply or note (the reply endpoint lifts its request limit to match).

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from flask import current_app
 
+from app.extensions import db
+
 
 def storage_dir() -> Path:
     return Path(current_app.config["ATTACHMENTS_DIR"])
@@ -21,8 +23,14 @@ def path_for(sha256: str) -> Path:
     return storage_dir() / sha256[:2] / sha256[2:4] / sha256
 
 
+def fsync_files() -> bool:
+    """Whether stored files are fsynced: FSYNC_FILES, else as durable as the database's commits."""
+    configured = current_app.config.get("FSYNC_FILES")
+    return db.dialect != "sqlite" if configured is None else bool(configured)
+
+
 def store_bytes(data: bytes) -> str:
-    """Write ``data`` durably (write, fsync, rename) and return its SHA-256."""
+    """Write ``data`` (write, fsync when configured, atomic rename) and return its SHA-256."""
     digest = hashlib.sha256(data).hexdigest()
     target = path_for(digest)
     if target.exists():
@@ -33,7 +41,8 @@ def store_bytes(data: bytes) -> str:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if fsync_files():
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
