@@ -30,6 +30,7 @@ from app.models import (
     utcnow,
 )
 from app.models.conversation import STATUSES
+from app.services import reports
 from app.services.customers import search_patterns, surviving_customer
 from app.services.errors import NotFound, ValidationFailed
 from app.services.merge import merged_customer_ids
@@ -338,6 +339,8 @@ def update_conversation(conversation_id: int, actor_id: int | None, changes: Map
         elif status != "resolved":
             conversation.resolved_at = None
         db.session.flush()
+        # Its day's statistics count it by status, team and agent, with its resolution time.
+        reports.mark_stale(db.session, [conversation])
         conversation_changed(conversation)
         if resolving and actor_id is not None:
             publish(

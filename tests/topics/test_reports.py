@@ -318,3 +318,26 @@ def test_bad_report_parameters_are_422(supervisor_client, query, field):
     response = supervisor_client.get(f"/api/v1/reports/topics?{query}")
     assert response.status_code == 422
     assert field in response.json["error"]["fields"]
+
+
+def test_moving_an_old_conversation_to_another_team_or_resolving_it_refreshes_its_day(
+    supervisor_client, admin_client, agent_client, make_conversation, taxonomy
+):
+    team = admin_client.post("/api/v1/teams", json={"name": "Returns"}).json["id"]
+    conversation = make_conversation(at(2024, 3, 4, 10), topics=(taxonomy["Late"],))
+    refresh()
+    window = {"from": "2024-03-04", "to": "2024-03-05"}
+    assert report(supervisor_client, **window, team=team)["totals"]["total"] == 0
+
+    moved = agent_client.patch(f"/api/v1/conversations/{conversation}", json={"team_id": team})
+    assert moved.status_code == 200, moved.json
+    refresh()
+
+    assert report(supervisor_client, **window, team=team)["totals"]["total"] == 1
+    assert report(supervisor_client, **window, team="none")["totals"]["total"] == 0
+
+    resolved = agent_client.patch(f"/api/v1/conversations/{conversation}", json={"status": "resolved"})
+    assert resolved.status_code == 200, resolved.json
+    refresh()
+
+    assert report(supervisor_client, **window)["times"]["overall"]["resolution"]["count"] == 1
