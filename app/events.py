@@ -25,6 +25,8 @@ PRESENCE_UPDATED = "presence.updated"
 ALERT_CREATED = "alert.created"
 WRAPUP_REQUESTED = "wrapup.requested"
 VIEWING = "viewing"
+# A caller joined or left the phone queue, or an agent started answering them (payload: call_id, waiting, entry).
+CALL_QUEUE_UPDATED = "call_queue.updated"
 
 _signals = Namespace()
 domain_event = _signals.signal("domain-event")

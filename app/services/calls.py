@@ -5,23 +5,31 @@ busy / failed / no-answer / canceled. The provider reports legs and events separ
 order, so every change is a forward-only transition on a locked row: repeated or late callbacks change
 nothing. A missed call or a voicemail leaves the conversation open and flagged "call back"; an answered call
 clears the flag and asks the agent who took it for a wrap-up.
+
+Queue: a caller nobody could take waits in the channel's Twilio queue. Its state lives in ``Call.meta["queue"]``
+(entered / left, the agent reserving it); agents list the waiting callers and answer them, which rings the
+agent and dials the queue. Joining or leaving the queue publishes ``call_queue.updated`` to every agent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
-from app.events import WRAPUP_REQUESTED, Event, publish
+from app.events import CALL_QUEUE_UPDATED, WRAPUP_REQUESTED, Event, publish
 from app.extensions import db
 from app.models import Call, Channel, Conversation, CustomerIdentity, Message, User, team_members, utcnow
+from app.serializers import iso
 from app.services.channels import first_channel
-from app.services.errors import DomainError, NotFound, ValidationFailed
+from app.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from app.services.ingest import ingest
 from app.services.notify import conversation_changed, message_changed
 from connectors.base import InboundMessage, InvalidIdentity, SendError, get_connector, normalize_phone
@@ -33,10 +41,24 @@ TERMINAL = frozenset({"completed", "missed", "busy", "failed", "no-answer", "can
 UNANSWERED = frozenset({"busy", "failed", "no-answer", "canceled"})
 
 
+# Past its queue_timeout the wait URL sends a caller to voicemail; an entry older than that plus this margin
+# is stale (a lost callback), never shown as waiting.
+QUEUE_GRACE = dt.timedelta(seconds=60)
+# An agent's reservation of a waiting caller: their phone rings (30 s), then the queue dial; long enough for that.
+CLAIM_TTL = dt.timedelta(seconds=90)
+QUEUE_LOOKBACK = dt.timedelta(hours=2)  # ring timeout + the longest queue timeout, with room to spare
+
+
 class CallFailed(DomainError):
     """The provider would not place the call."""
 
     code = "call_failed"
+
+
+class QueueAnswerFailed(DomainError):
+    """Twilio would not place the call that answers the queue (the API answers 502)."""
+
+    code = "twilio_error"
 
 
 class Dialer(Protocol):
@@ -47,8 +69,31 @@ class Dialer(Protocol):
     ) -> str: ...
 
 
+class QueueDialer(Protocol):
+    """What a voice connector offers for answering the queue."""
+
+    def answer_queue(
+        self,
+        *,
+        from_number: str,
+        agent_endpoint: str,
+        queue: str,
+        agent_id: int,
+        call_id: int,
+        claim: str,
+        channel_settings: Mapping[str, Any] | None = None,
+    ) -> str: ...
+
+
 def _locked_call(sid: str) -> Call | None:
     query = select(Call).where(Call.provider_sid == sid)
+    if db.dialect == "postgresql":
+        query = query.with_for_update()
+    return db.session.scalar(query)
+
+
+def _locked_call_by_id(call_id: int) -> Call | None:
+    query = select(Call).where(Call.id == call_id).execution_options(populate_existing=True)
     if db.dialect == "postgresql":
         query = query.with_for_update()
     return db.session.scalar(query)
@@ -78,6 +123,9 @@ def summary(call: Call) -> str:
     who = f" by {agent.name}" if agent else ""
     head = _head(call.direction, call.to_number if call.direction == "out" else call.from_number)
     if call.status == "ringing" or call.status == "queued":
+        state = _queue_state(call)
+        if call.direction == "in" and state is not None and not state.get("left_at"):
+            return f"{head}: waiting in queue"
         return f"{head}: ringing"
     if call.status == "in-progress":
         return f"{head}: in progress{', answered' + who if who else ''}"
@@ -92,6 +140,9 @@ def summary(call: Call) -> str:
 
 
 def _publish_call(call: Call, message: Message, conversation: Conversation, *, conversation_touched: bool) -> None:
+    state = _queue_state(call)
+    if state is not None and not state.get("left_at") and (is_terminal(call) or call.answered_at is not None):
+        _leave_queue(call, "bridged" if call.answered_at is not None else call.status)
     message.text = summary(call)
     message_changed(message, conversation, created=False, call=call)
     if conversation_touched:
@@ -219,6 +270,13 @@ def call_answered(sid: str, agent_id: int | None, at: dt.datetime | None = None)
     if call is None:
         db.session.rollback()
         return None
+    _mark_answered(call, agent_id, at)
+    db.session.commit()
+    return call
+
+
+def _mark_answered(call: Call, agent_id: int | None, at: dt.datetime) -> bool:
+    """Record that ``agent_id`` took the call (forward-only); publish and return whether anything changed."""
     message, conversation = _parts(call)
     changed = False
     if call.status == "completed" and call.agent_id is None and agent_id is not None:
@@ -233,8 +291,7 @@ def call_answered(sid: str, agent_id: int | None, at: dt.datetime | None = None)
         changed = True
     if changed:
         _publish_call(call, message, conversation, conversation_touched=_reached(conversation, at))
-    db.session.commit()
-    return call
+    return changed
 
 
 def agent_leg_ended(sid: str, agent_id: int | None, duration: int | None, at: dt.datetime | None = None) -> Call | None:
@@ -548,3 +605,358 @@ def agent_leg_progress(sid: str, status: str) -> Call | None:
     _publish_call(call, message, conversation, conversation_touched=False)
     db.session.commit()
     return call
+
+
+# ------------------------------------------------------------------------------------------------- queue
+
+
+def _queue_state(call: Call) -> dict[str, Any] | None:
+    state = (call.meta or {}).get("queue")
+    return state if isinstance(state, dict) else None
+
+
+def _set_queue_state(call: Call, state: dict[str, Any]) -> None:
+    call.meta = {**(call.meta or {}), "queue": state}  # a new dict: the JSON column sees the change
+
+
+def _parse_at(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _active_claim(state: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
+    """The agent currently answering this caller, unless their reservation lapsed."""
+    claim = state.get("claim")
+    if not isinstance(claim, dict):
+        return None
+    at = _parse_at(claim.get("at"))
+    return claim if at is not None and now - at <= CLAIM_TTL else None
+
+
+def is_waiting(call: Call, now: dt.datetime | None = None) -> bool:
+    """Whether the caller is in the queue now: entered, not left, not answered or ended, not stale."""
+    state = _queue_state(call)
+    if state is None or state.get("left_at") or call.direction != "in":
+        return False
+    if is_terminal(call) or call.answered_at is not None:
+        return False
+    entered = _parse_at(state.get("entered_at"))
+    if entered is None:
+        return False
+    timeout = dt.timedelta(seconds=int(state.get("timeout") or 3600))
+    return (now or utcnow()) <= entered + timeout + QUEUE_GRACE
+
+
+def _waiting_calls(now: dt.datetime) -> list[Call]:
+    """The callers waiting in any queue, longest waiting first (the order Twilio dequeues them in)."""
+    candidates = db.session.scalars(
+        select(Call).where(
+            Call.direction == "in",
+            Call.status.in_(("queued", "ringing")),
+            Call.answered_at.is_(None),
+            Call.started_at >= now - QUEUE_LOOKBACK,
+        )
+    )
+    waiting = [call for call in candidates if is_waiting(call, now)]
+    waiting.sort(key=lambda call: (_parse_at((_queue_state(call) or {}).get("entered_at")) or now, call.id))
+    return waiting
+
+
+def _positions(waiting: list[Call]) -> dict[int, int]:
+    """Each caller's place in their own queue (1 = next to be bridged)."""
+    counts: dict[str, int] = {}
+    positions: dict[int, int] = {}
+    for call in waiting:
+        name = str((_queue_state(call) or {}).get("name") or "")
+        counts[name] = counts.get(name, 0) + 1
+        positions[call.id] = counts[name]
+    return positions
+
+
+def _queue_entry(call: Call, now: dt.datetime, position: int | None) -> dict[str, Any]:
+    state = _queue_state(call) or {}
+    message, conversation = _parts(call)
+    claim = _active_claim(state, now)
+    agent = db.session.get(User, claim.get("agent_id")) if claim else None
+    entered = _parse_at(state.get("entered_at"))
+    return {
+        "call_id": call.id,
+        "sid": call.provider_sid,
+        "message_id": message.id,
+        "conversation_id": conversation.id,
+        "conversation_number": conversation.number,
+        "customer": {"id": conversation.customer_id, "name": conversation.customer.name},
+        "from": call.from_number,
+        "channel_id": (call.meta or {}).get("channel_id"),
+        "queue": state.get("name"),
+        "entered_at": iso(entered),
+        "wait_seconds": max(0, int((now - entered).total_seconds())) if entered else 0,
+        "position": position,
+        "answering": (
+            {"agent_id": claim.get("agent_id"), "name": agent.name if agent else None, "since": claim.get("at")}
+            if claim
+            else None
+        ),
+    }
+
+
+def queue_entries(now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The waiting callers with their customer, wait time, position and who is answering them, if anyone."""
+    now = now or utcnow()
+    waiting = _waiting_calls(now)
+    positions = _positions(waiting)
+    entries = [_queue_entry(call, now, positions[call.id]) for call in waiting]
+    db.session.rollback()  # end the read transaction
+    return entries
+
+
+def _publish_queue(call: Call) -> None:
+    """Queue call_queue.updated for every agent: the caller's entry while they wait, else just that they left."""
+    now = utcnow()
+    waiting = is_waiting(call, now)
+    entry = None
+    if waiting:
+        entry = _queue_entry(call, now, _positions(_waiting_calls(now)).get(call.id))
+    state = _queue_state(call) or {}
+    publish(
+        db.session,
+        Event(
+            CALL_QUEUE_UPDATED,
+            {"call_id": call.id, "waiting": waiting, "entry": entry, "result": state.get("result")},
+            private=True,
+        ),
+    )
+
+
+def _leave_queue(call: Call, result: str, at: dt.datetime | None = None) -> None:
+    state = _queue_state(call)
+    if state is None or state.get("left_at"):
+        return
+    _set_queue_state(call, {**state, "left_at": iso(at or utcnow()), "result": result, "claim": None})
+    _publish_queue(call)
+
+
+def queue_entered(
+    sid: str,
+    *,
+    queue: str,
+    queue_sid: str | None = None,
+    queue_time: int | None = None,
+    timeout: int = 3600,
+    at: dt.datetime | None = None,
+) -> Call | None:
+    """Twilio holds the caller in ``queue`` (its wait URL asked for hold music): they are waiting now.
+
+    The wait URL is requested again every few seconds; only the first request changes anything.
+    """
+    at = at or utcnow()
+    call = _locked_call(sid)
+    if call is None or call.direction != "in" or is_terminal(call) or call.answered_at is not None:
+        db.session.rollback()
+        return call
+    if _queue_state(call) is not None:  # already waiting (or left: a late wait request never re-enters)
+        db.session.rollback()
+        return call
+    entered = at - dt.timedelta(seconds=max(0, queue_time or 0))
+    _set_queue_state(
+        call,
+        {
+            "name": queue[:64],
+            "sid": queue_sid,
+            "entered_at": iso(entered),
+            "timeout": int(timeout),
+            "left_at": None,
+            "result": None,
+            "claim": None,
+            "answer_leg": None,
+        },
+    )
+    message, conversation = _parts(call)
+    _publish_call(call, message, conversation, conversation_touched=False)
+    _publish_queue(call)
+    db.session.commit()
+    return call
+
+
+def queue_left(sid: str, result: str | None, at: dt.datetime | None = None) -> Call | None:
+    """The caller left the queue (timed out to voicemail, hung up, bridged, or Twilio's queue failed)."""
+    call = _locked_call(sid)
+    state = _queue_state(call) if call is not None else None
+    if call is None or state is None or state.get("left_at"):
+        db.session.rollback()
+        return call
+    _leave_queue(call, result or "left", at)
+    message, conversation = _parts(call)
+    _publish_call(call, message, conversation, conversation_touched=False)
+    db.session.commit()
+    return call
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAnswer:
+    """An agent is being rung to take a waiting caller."""
+
+    call: Call
+    agent_call_sid: str
+    agent_endpoint: str
+    entry: dict[str, Any]
+
+
+def _pick_waiting(agent: User, call_id: int | None, now: dt.datetime) -> Call:
+    waiting = _waiting_calls(now)
+    if call_id is None:
+        if not waiting:
+            raise Conflict("nobody is waiting in the queue", code="queue_empty")
+        free = [call for call in waiting if _active_claim(_queue_state(call) or {}, now) is None]
+        if not free:
+            raise Conflict("every waiting caller is already being answered", code="queue_empty")
+        return free[0]
+    target = db.session.get(Call, call_id)
+    if target is None or target.direction != "in":
+        raise NotFound(f"call {call_id} not found")
+    if target not in waiting:
+        raise Conflict("this caller is no longer waiting in the queue", code="not_waiting")
+    state = _queue_state(target) or {}
+    claim = _active_claim(state, now)
+    if claim is not None and claim.get("agent_id") != agent.id:
+        raise Conflict("another agent is already answering this caller", code="already_answering")
+    # <Dial><Queue> bridges the queue's longest waiting caller: callers ahead that nobody answers come first.
+    ahead = [
+        call
+        for call in waiting[: waiting.index(target)]
+        if (_queue_state(call) or {}).get("name") == state.get("name")
+        and _active_claim(_queue_state(call) or {}, now) is None
+    ]
+    if ahead:
+        raise Conflict(
+            f"callers are answered in the order they joined the queue: {len(ahead)} waiting longer must be"
+            " answered first",
+            code="not_next",
+        )
+    return target
+
+
+def answer_queue(agent: User, *, settings: dict[str, Any], call_id: int | None = None) -> QueueAnswer:
+    """Ring ``agent`` (phone or Twilio Client) with TwiML that dials the queue of the next waiting caller.
+
+    The caller is reserved for the agent while their phone rings, so a colleague pressing Answer at the same
+    time takes the next caller instead. Which caller Twilio bridges is recorded when it happens (the <Queue>
+    url webhook): in progress, answered by the agent, then completed when either side hangs up.
+    """
+    endpoint = agent_endpoint(agent)
+    now = utcnow()
+    target = _pick_waiting(agent, call_id, now)
+    call = _locked_call_by_id(target.id)  # re-read under the row lock: a colleague may have just taken it
+    state = _queue_state(call) if call is not None else None
+    claim = _active_claim(state, now) if state is not None else None
+    if call is None or state is None or not is_waiting(call, now) or (claim and claim.get("agent_id") != agent.id):
+        db.session.rollback()
+        raise Conflict("another agent has just taken this caller; try again", code="already_answering")
+    token = secrets.token_urlsafe(9)
+    _set_queue_state(call, {**state, "claim": {"agent_id": agent.id, "token": token, "at": iso(now)}})
+    _publish_queue(call)
+    channel = db.session.get(Channel, (call.meta or {}).get("channel_id"))
+    from_number = (channel.address if channel is not None and channel.address else call.to_number) or ""
+    channel_settings = dict(channel.settings or {}) if channel is not None else {}
+    call_pk, queue = call.id, str(state.get("name") or "")
+    # Commit the reservation before ringing: the row lock (and SQLite's write lock) must not wait on Twilio.
+    db.session.commit()
+    dialer = get_connector("voice", settings)
+    try:
+        if not hasattr(dialer, "answer_queue"):
+            raise QueueAnswerFailed("the voice connector cannot answer queued calls")
+        leg_sid = dialer.answer_queue(
+            from_number=from_number,
+            agent_endpoint=endpoint,
+            queue=queue,
+            agent_id=agent.id,
+            call_id=call_pk,
+            claim=token,
+            channel_settings=channel_settings,
+        )
+    except SendError as exc:
+        release_queue_claim(call_pk, token)
+        raise QueueAnswerFailed(f"Twilio could not place the call to you: {exc}") from None
+    except QueueAnswerFailed:
+        release_queue_claim(call_pk, token)
+        raise
+    answered = db.session.get_one(Call, call_pk)
+    now = utcnow()
+    entry = _queue_entry(answered, now, _positions(_waiting_calls(now)).get(call_pk))
+    db.session.commit()
+    return QueueAnswer(answered, leg_sid, endpoint, entry)
+
+
+def release_queue_claim(call_id: int, token: str) -> Call | None:
+    """Drop an agent's reservation of a caller (their phone was not answered, or Twilio refused the call)."""
+    call = _locked_call_by_id(call_id)
+    state = _queue_state(call) if call is not None else None
+    claim = state.get("claim") if state is not None else None
+    if call is None or state is None or not isinstance(claim, dict) or claim.get("token") != token:
+        db.session.rollback()
+        return call
+    _set_queue_state(call, {**state, "claim": None})
+    if is_waiting(call):
+        _publish_queue(call)
+    db.session.commit()
+    return call
+
+
+def queue_call_bridged(
+    sid: str,
+    agent_id: int | None,
+    *,
+    agent_leg_sid: str | None,
+    claimed_call_id: int | None = None,
+    claim_token: str | None = None,
+    at: dt.datetime | None = None,
+) -> Call | None:
+    """Twilio dequeued caller ``sid`` for the agent answering the queue: the call is in progress, theirs."""
+    at = at or utcnow()
+    call = _locked_call(sid)
+    if call is None:
+        db.session.rollback()
+    else:
+        state = _queue_state(call)
+        if state is not None:
+            _set_queue_state(call, {**state, "answer_leg": agent_leg_sid, "claim": None})
+        else:  # dequeued before any wait request reached us: remember the agent's leg all the same
+            _set_queue_state(call, {"answer_leg": agent_leg_sid, "left_at": iso(at), "result": "bridged"})
+        if not _mark_answered(call, agent_id, at):
+            message, conversation = _parts(call)
+            _publish_call(call, message, conversation, conversation_touched=False)
+        db.session.commit()
+    if claimed_call_id and claim_token and (call is None or call.id != claimed_call_id):
+        # Twilio bridged another caller than the one reserved (it dequeues in its own order): free that one.
+        release_queue_claim(claimed_call_id, claim_token)
+    return call
+
+
+def queue_answer_leg_ended(
+    agent_leg_sid: str,
+    agent_id: int | None,
+    *,
+    claimed_call_id: int | None = None,
+    claim_token: str | None = None,
+    at: dt.datetime | None = None,
+) -> Call | None:
+    """The agent's call answering the queue ended: complete the call it was bridged with, or free the caller."""
+    at = at or utcnow()
+    taken = db.session.scalars(
+        select(Call).where(Call.direction == "in", Call.agent_id == agent_id, Call.status == "in-progress")
+    )
+    bridged = next((call for call in taken if (_queue_state(call) or {}).get("answer_leg") == agent_leg_sid), None)
+    bridged_sid = bridged.provider_sid if bridged is not None else None
+    db.session.rollback()
+    result = None
+    if bridged_sid is not None:
+        # Like a direct answer's agent leg ending; the duration counts from the bridge, not from the ring.
+        result = agent_leg_ended(bridged_sid, agent_id, None, at)
+    if claimed_call_id and claim_token:
+        release_queue_claim(claimed_call_id, claim_token)
+    return result

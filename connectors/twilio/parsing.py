@@ -254,6 +254,9 @@ class CallEvent:
     transcription_status: str | None = None
     queue_result: str | None = None
     queue_time: int | None = None
+    queue_sid: str | None = None
+    # <Dial><Queue url=…>: the call that dequeued this caller (an agent answering the queue).
+    dequeuing_call_sid: str | None = None
     sequence_number: int | None = None
     timestamp: dt.datetime | None = None
     params: dict[str, str] = field(default_factory=dict)
@@ -290,6 +293,9 @@ def parse_call(params: Mapping[str, Any]) -> CallEvent:
         transcription_status=_first(params, "TranscriptionStatus").lower() or None,
         queue_result=_first(params, "QueueResult").lower() or None,
         queue_time=_int(_first(params, "QueueTime")),
+        queue_sid=_first(params, "QueueSid") or None,
+        # Twilio spells it "DequeingCallSid" in the <Queue> url request.
+        dequeuing_call_sid=_first(params, "DequeingCallSid") or _first(params, "DequeuingCallSid") or None,
         sequence_number=_int(_first(params, "SequenceNumber")),
         timestamp=parse_timestamp(_first(params, "Timestamp")),
         params=plain_params(params),

@@ -1,4 +1,5 @@
-"""Outbound Twilio: SMS through the Messages API, click-to-call through the Calls API, MMS media download.
+"""Outbound Twilio: SMS through the Messages API, click-to-call and queue answering through the Calls API,
+MMS media download.
 
 All requests go through the real twilio ``Client``. When TWILIO_API_BASE is set (a local stand-in in tests, a
 recording proxy in staging) a small HttpClient rewrites ``https://*.twilio.com`` to that base, so the exact
@@ -22,7 +23,7 @@ from twilio.rest import Client
 
 from connectors.base import OutboundMessage, PermanentSendError, RetryableSendError, SendError
 from connectors.twilio.parsing import describe_error
-from connectors.twilio.twiml import WebhookUrls
+from connectors.twilio.twiml import VoiceSettings, WebhookUrls, answer_queue
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class TwilioSmsConnector:
 
 
 class TwilioVoiceConnector:
-    """The voice channel: it cannot carry text replies, but it can place click-to-call calls."""
+    """The voice channel: it cannot carry text replies, but it places click-to-call and queue-answering calls."""
 
     kind = "voice"
 
@@ -183,6 +184,38 @@ class TwilioVoiceConnector:
             )
         except Exception as exc:
             raise send_error(exc) from exc
+        return str(created.sid)
+
+    def answer_queue(
+        self,
+        *,
+        from_number: str,
+        agent_endpoint: str,
+        queue: str,
+        agent_id: int,
+        call_id: int,
+        claim: str,
+        channel_settings: Mapping[str, Any] | None = None,
+        timeout: int = 30,
+    ) -> str:
+        """Ring the agent (phone or ``client:identity``); once they pick up, the inline TwiML dials the queue."""
+        settings = VoiceSettings.from_settings(channel_settings)
+        document = answer_queue(settings, self.urls, queue, agent_id=agent_id, call_id=call_id, claim=claim)
+        client = twilio_client(self.settings)
+        try:
+            created = client.calls.create(
+                to=agent_endpoint,
+                from_=from_number,
+                twiml=document,
+                status_callback=self.urls.queue_answer_status(agent_id, call_id, claim),
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                status_callback_method="POST",
+                timeout=timeout,
+            )
+        except Exception as exc:
+            raise send_error(exc) from exc
+        if not created.sid:
+            raise RetryableSendError("Twilio accepted the call but returned no sid")
         return str(created.sid)
 
 

@@ -1,4 +1,5 @@
-"""TwiML for the voice channel, built with the twilio library: greeting, ringing agents, queue, voicemail.
+"""TwiML for the voice channel, built with the twilio library: greeting, ringing agents, queue, voicemail,
+and the call an agent takes to answer the queue.
 
 Pure: the caller decides whether the line is open and which agents are available; this module only turns
 that decision and the channel's settings into TwiML. Every callback URL is absolute, under PUBLIC_URL, so the
@@ -32,6 +33,9 @@ TEXTS = {
         "no_message": "We did not hear a message. Goodbye.",
         "connecting": "Connecting you to the customer.",
         "customer_unreachable": "The customer did not answer. Goodbye.",
+        "queue_agent": "Connecting you to the next caller.",
+        "queue_caller": "Thank you for waiting. Connecting you to an agent now.",
+        "queue_empty": "Nobody is waiting any more. Goodbye.",
     },
     "pl": {
         "greeting": "Dziękujemy za telefon. Proszę czekać, łączymy z konsultantem.",
@@ -42,6 +46,9 @@ TEXTS = {
         "no_message": "Nie nagrano wiadomości. Do widzenia.",
         "connecting": "Łączymy z klientem.",
         "customer_unreachable": "Klient nie odebrał. Do widzenia.",
+        "queue_agent": "Łączymy z następnym oczekującym klientem.",
+        "queue_caller": "Dziękujemy za cierpliwość. Łączymy z konsultantem.",
+        "queue_empty": "Nikt już nie czeka. Do widzenia.",
     },
 }
 
@@ -161,6 +168,17 @@ class WebhookUrls:
 
     def outbound_status(self) -> str:
         return self._url("/voice/outbound-status")
+
+    # Answering the queue: ``call`` is the caller we expect (Twilio bridges its queue's longest waiting
+    # caller), ``claim`` the token of that reservation, so a late callback never touches a newer one.
+    def queue_bridge(self, agent_id: int, call_id: int, claim: str) -> str:
+        return self._url("/voice/queue-bridge", agent=agent_id, call=call_id, claim=claim)
+
+    def queue_answer_status(self, agent_id: int, call_id: int, claim: str) -> str:
+        return self._url("/voice/queue-answer-status", agent=agent_id, call=call_id, claim=claim)
+
+    def queue_answer_action(self) -> str:
+        return self._url("/voice/queue-answer")
 
 
 def _say(response: VoiceResponse, settings: VoiceSettings, key: str) -> None:
@@ -291,6 +309,37 @@ def after_bridge(settings: VoiceSettings, dial_call_status: str | None) -> str:
     response = VoiceResponse()
     if dial_call_status not in ("completed", "answered"):
         _say(response, settings, "customer_unreachable")
+    response.hangup()
+    return str(response)
+
+
+def answer_queue(
+    settings: VoiceSettings, urls: WebhookUrls, queue: str, *, agent_id: int, call_id: int, claim: str
+) -> str:
+    """An agent answering the queue picked up: dial the queue, which bridges its longest waiting caller.
+
+    Twilio requests the <Queue> url with the dequeued caller's CallSid just before bridging: that is where the
+    call item learns who answered it. An empty queue makes <Dial> wait, so its timeout is kept short.
+    """
+    response = VoiceResponse()
+    _say(response, settings, "queue_agent")
+    dial = response.dial(timeout=settings.ring_timeout, action=urls.queue_answer_action(), method="POST")
+    dial.queue(queue, url=urls.queue_bridge(agent_id, call_id, claim), method="POST")
+    return str(response)
+
+
+def queue_caller_connected(settings: VoiceSettings) -> str:
+    """Played to the dequeued caller just before they are bridged to the agent (Say/Play/Pause only)."""
+    response = VoiceResponse()
+    _say(response, settings, "queue_caller")
+    return str(response)
+
+
+def after_queue_answer(settings: VoiceSettings, dial_call_status: str | None) -> str:
+    """The agent's <Dial><Queue> ended: say so when nobody was left to take, then hang up."""
+    response = VoiceResponse()
+    if dial_call_status not in ("completed", "answered"):
+        _say(response, settings, "queue_empty")
     response.hangup()
     return str(response)
 

@@ -216,9 +216,21 @@ def dial_action(params: MultiDict) -> Response:
 @bp.post("/voice/queue-wait")
 @twilio_webhook
 def queue_wait(params: MultiDict) -> Response:
-    """Hold a queued caller, until the queue timeout sends them to voicemail."""
+    """Hold a queued caller, until the queue timeout sends them to voicemail; agents see them waiting."""
     event = _parse_call(params)
-    return _xml(twiml.queue_wait(_settings_for_call(event.call_sid), event.queue_time))
+    settings = _settings_for_call(event.call_sid)
+    if (event.queue_time or 0) >= settings.queue_timeout:
+        calls.queue_left(event.call_sid, "leave", _at(event))
+    elif settings.queue:
+        calls.queue_entered(
+            event.call_sid,
+            queue=settings.queue,
+            queue_sid=event.queue_sid,
+            queue_time=event.queue_time,
+            timeout=settings.queue_timeout,
+            at=utcnow(),
+        )
+    return _xml(twiml.queue_wait(settings, event.queue_time))
 
 
 @bp.post("/voice/queue")
@@ -226,11 +238,55 @@ def queue_wait(params: MultiDict) -> Response:
 def queue_action(params: MultiDict) -> Response:
     """The caller left the queue: bridged to an agent, hung up, or timed out to voicemail."""
     event = _parse_call(params)
+    calls.queue_left(event.call_sid, event.queue_result, _at(event))
     if event.queue_result == "bridged":
         calls.dial_ended(event.call_sid, "completed", None, _at(event))
     elif event.queue_result == "hangup":
         calls.call_ended(event.call_sid, "completed", event.duration, _at(event))
     return _xml(twiml.after_queue(_settings_for_call(event.call_sid), _urls(), event.queue_result))
+
+
+@bp.post("/voice/queue-bridge")
+@twilio_webhook
+def queue_bridge(params: MultiDict) -> Response:
+    """An agent answering the queue dequeued this caller (``CallSid``): the call is theirs; tell the caller."""
+    event = _parse_call(params)
+    calls.queue_call_bridged(
+        event.call_sid,
+        request.args.get("agent", type=int),
+        agent_leg_sid=event.dequeuing_call_sid,
+        claimed_call_id=request.args.get("call", type=int),
+        claim_token=request.args.get("claim") or None,
+        at=_at(event),
+    )
+    return _xml(twiml.queue_caller_connected(_settings_for_call(event.call_sid)))
+
+
+@bp.post("/voice/queue-answer-status")
+@twilio_webhook
+def queue_answer_status(params: MultiDict) -> Response:
+    """The agent's call answering the queue rang, was answered or ended (``agent``/``call``/``claim`` signed)."""
+    event = _parse_call(params)
+    if event.call_status in TERMINAL_CALL_STATUSES:
+        calls.queue_answer_leg_ended(
+            event.call_sid,
+            request.args.get("agent", type=int),
+            claimed_call_id=request.args.get("call", type=int),
+            claim_token=request.args.get("claim") or None,
+            at=_at(event),
+        )
+    return _xml(twiml.empty_voice())
+
+
+@bp.post("/voice/queue-answer")
+@twilio_webhook
+def queue_answer_action(params: MultiDict) -> Response:
+    """The agent's <Dial><Queue> ended: if nobody was left to bridge, say so; then hang up."""
+    event = _parse_call(params)
+    channel = find_channel("voice", _number(event.from_number))
+    settings = twiml.VoiceSettings.from_settings(channel.settings if channel is not None else None)
+    db.session.rollback()
+    return _xml(twiml.after_queue_answer(settings, event.dial_call_status))
 
 
 @bp.post("/voice/recording")

@@ -10,6 +10,8 @@ export const PRESENCE_UPDATED = 'presence.updated'
 export const ALERT_CREATED = 'alert.created'
 export const WRAPUP_REQUESTED = 'wrapup.requested'
 export const VIEWING = 'viewing'
+// A caller joined or left the phone queue, or an agent started answering them (app/services/calls.py).
+export const CALL_QUEUE_UPDATED = 'call_queue.updated'
 
 // What the console sends on /agent (handled by app/realtime/agent.py).
 export const CLIENT_VIEW = 'view'
@@ -31,3 +33,4 @@ export type EventName =
   | typeof ALERT_CREATED
   | typeof WRAPUP_REQUESTED
   | typeof VIEWING
+  | typeof CALL_QUEUE_UPDATED

@@ -20,6 +20,7 @@ import type {
   User,
   WrapupInfo,
 } from '@shared/types'
+import type { QueueAnswer, QueueEntry } from './lib/callQueue'
 
 export const http = new Http('/api/v1')
 
@@ -157,6 +158,11 @@ export const api = {
   },
   /** Click-to-call: Twilio rings the agent's phone, then bridges to the customer. */
   call: (id: number) => http.post<{ call: Call; message: Message }>(`/conversations/${id}/calls`, {}),
+  /** Callers waiting in the phone queue, longest waiting first. */
+  callQueue: async () => (await http.get<{ items: QueueEntry[] }>('/calls/queue')).items,
+  /** Ring my phone; picking up connects the next waiting caller (or ``callId``, when it is next). */
+  answerQueue: (callId?: number) =>
+    http.post<QueueAnswer>('/calls/queue/answer', callId === undefined ? {} : { call_id: callId }),
   setTopics: (id: number, topicIds: number[]) =>
     http.put<{ topic_ids: number[]; topics: TopicRef[] }>(`/conversations/${id}/topics`, { topic_ids: topicIds }),
   wrapup: (id: number) => http.get<WrapupInfo>(`/conversations/${id}/wrapup`),

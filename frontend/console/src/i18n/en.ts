@@ -130,6 +130,14 @@ export default {
       voicemail: 'voicemail',
     },
   },
+  callQueue: {
+    waiting: 'no callers waiting | {n} caller waiting | {n} callers waiting',
+    answer: 'Answer',
+    answering: 'Answering',
+    answerHint: '{waiting}, longest {time}: answer the next caller',
+    beingAnswered: 'Every waiting caller is already being answered',
+    ringing: 'Your phone is ringing: pick up to talk to the caller.',
+  },
   reply: {
     mode: 'Reply or note',
     reply: 'Reply',

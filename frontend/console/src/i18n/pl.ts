@@ -132,6 +132,14 @@ const pl: typeof en = {
       voicemail: 'poczta głosowa',
     },
   },
+  callQueue: {
+    waiting: '{n} osoba czeka | {n} osoby czekają | {n} osób czeka',
+    answer: 'Odbierz',
+    answering: 'Odbierane',
+    answerHint: '{waiting}, najdłużej {time}: odbierz następne połączenie',
+    beingAnswered: 'Wszystkie oczekujące połączenia są już odbierane',
+    ringing: 'Dzwoni Twój telefon: odbierz, aby połączyć się z klientem.',
+  },
   reply: {
     mode: 'Odpowiedź lub notatka',
     reply: 'Odpowiedź',

@@ -16,7 +16,9 @@ import type {
 import { alertText } from '../lib/alerts'
 import { showNotification } from '../lib/notify'
 import { useAlertsStore } from './alerts'
+import type { QueueEvent } from '../lib/callQueue'
 import { useAuthStore } from './auth'
+import { useCallQueueStore } from './callQueue'
 import { useConversationStore } from './conversation'
 import { useCustomerStore } from './customer'
 import { useDirectoryStore } from './directory'
@@ -117,6 +119,9 @@ export const useRealtimeStore = defineStore('realtime', () => {
         else if (!ui.recentlyWrapped(request.conversation_id)) ui.requestWrapUp(request.conversation_id, 'resolved')
         break
       }
+      case events.CALL_QUEUE_UPDATED:
+        useCallQueueStore().apply(payload as unknown as QueueEvent)
+        break
       default:
         break
     }
@@ -153,6 +158,7 @@ export const useRealtimeStore = defineStore('realtime', () => {
       // After a gap, events may have been missed: fetch the truth again.
       if (connectedOnce) {
         void useInboxStore().load()
+        void useCallQueueStore().load()
         if (current.id !== null) void current.open(current.id)
       }
       connectedOnce = true
