@@ -191,7 +191,7 @@ class Presence:
         if self._redis is None:
             return ids
         try:
-            self._redis.setex(f"switchboard:presence:agents:{self._process}", int(self.TTL), json.dumps(sorted(ids)))
+            self._redis.set(f"switchboard:presence:agents:{self._process}", json.dumps(sorted(ids)), ex=int(self.TTL))
             for key in self._redis.scan_iter("switchboard:presence:agents:*", count=100):
                 value = self._redis.get(key)
                 if value:
