@@ -7,7 +7,12 @@ running server with --url — then, over C keep-alive connections:
      customers, so both branches of identity resolution and routing run): messages/s.
 It prints both rates, latency percentiles, and the ratio (target ≥ 0.5 on SQLite).
 
+--breakdown also measures, in this process and in CPU time per request (Flask's test client, SQLite), where
+an inbound request's time goes: the no-op endpoint, the inbound endpoint with ingest() replaced by a stored
+result (token check, validation, identity parsing, serialising the answer), and the whole inbound endpoint.
+
     .venv/bin/python bench/ingest.py [-n 3000] [-c 8] [--senders 300] [--url URL --channel ID --token TOKEN]
+    .venv/bin/python bench/ingest.py --breakdown [-n 2000]
 """
 
 from __future__ import annotations
@@ -91,6 +96,84 @@ def create_channel(url: str, email: str, password: str) -> tuple[int, str]:
     return int(created.json()["id"]), str(created.json()["token"])
 
 
+def breakdown(requests: int, senders: int) -> None:
+    """Print CPU ms per request for ping, the inbound endpoint without ingest, and the whole inbound endpoint."""
+    import os
+
+    tmp = Path(tempfile.mkdtemp(prefix="switchboard-breakdown-"))
+    os.environ["SWITCHBOARD_INSTANCE"] = str(tmp)
+    from app import create_app
+    from app.extensions import db
+    from app.models import Base, Conversation
+    from app.services.ingest import IngestResult
+
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp / 'breakdown.db'}",
+            "ATTACHMENTS_DIR": str(tmp / "files"),
+            "EMBEDDED_WORKER": False,
+            "EMBEDDED_SMTP": False,
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    with app.app_context():
+        from app.services.channels import create_channel
+
+        Base.metadata.create_all(db.engine)
+        channel, token = create_channel("api", "breakdown")
+        channel_id = channel.id
+        db.session.remove()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def push(index: int) -> None:
+        body = {
+            "identity": {"kind": "email", "value": f"bench{index % senders}@example.com"},
+            "name": f"Bench Customer {index % senders}",
+            "text": f"Message {index}: where is my order #{10000 + index}?",
+            "provider_id": f"breakdown-{index}",
+        }
+        response = client.post(f"/api/v1/channels/{channel_id}/inbound", json=body, headers=headers)
+        assert response.status_code in (200, 201), response.get_data(as_text=True)
+
+    def cpu_ms(label: str, action: Callable[[int], object], offset: int) -> float:
+        for index in range(offset, offset + 200):  # warm up
+            action(index)
+        started = time.process_time()
+        for index in range(offset + 200, offset + 200 + requests):
+            action(index)
+        value = (time.process_time() - started) / requests * 1000
+        print(f"{label:<44} {value:6.3f} ms CPU per request")
+        return value
+
+    ping = cpu_ms("no-op GET /api/v1/ping", lambda _index: client.get("/api/v1/ping"), 0)
+    full = cpu_ms("POST .../inbound (whole ingest)", push, 10**6)
+    with app.app_context():  # a stored result to answer with, so only the endpoint's own work is left
+        from sqlalchemy import select
+        from sqlalchemy.orm import selectinload
+
+        from app.models import Message
+
+        message = db.session.scalars(
+            select(Message).options(selectinload(Message.attachments)).order_by(Message.id.desc()).limit(1)
+        ).one()
+        conversation = db.session.get_one(Conversation, message.conversation_id)
+        sample = IngestResult(message, conversation, conversation.customer, created=True)
+        db.session.expunge_all()
+    import app.api.channels as channels_api
+
+    real_ingest = channels_api.ingest
+    channels_api.ingest = lambda _inbound, _channel: sample  # type: ignore[assignment]
+    try:
+        shell = cpu_ms("POST .../inbound with ingest() skipped", push, 3 * 10**6)
+    finally:
+        channels_api.ingest = real_ingest
+    print(
+        f"ingest() itself: {full - shell:.3f} ms; the endpoint around it: {shell - ping:.3f} ms over the no-op. "
+        f"In-process CPU ratios (no HTTP): whole {ping / full:.2f}, without ingest {ping / shell:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--messages", type=int, default=3000, help="inbound messages to push")
@@ -102,7 +185,11 @@ def main() -> None:
     parser.add_argument("--token", help="that channel's token")
     parser.add_argument("--admin-email", help="with --url and no --token: log in and create an api channel")
     parser.add_argument("--admin-password")
+    parser.add_argument("--breakdown", action="store_true", help="in-process CPU per request: where time goes")
     args = parser.parse_args()
+    if args.breakdown:
+        breakdown(args.messages if args.messages != 3000 else 2000, args.senders)
+        return
     pings = args.pings or 2 * args.messages
 
     server = None
