@@ -38,47 +38,18 @@ def schedule(name: str, every_seconds: float, func: Callable[[], object]) -> Non
 
 
 def register_jobs(app: Flask) -> list[str]:
-    """Schedule the periodic jobs whose code is installed; return their names.
+    """Schedule the periodic jobs; return their names."""
+    from app.services.conversations import wake_snoozed_conversations
+    from app.worker.jobs import evaluate_spikes, refresh_reports, retrain_suggestions
 
-    Each job is imported on its own, so a part of the product that is not there yet leaves only its own job out.
-    """
-    names: list[str] = []
+    config = app.config
     if db.dialect == "sqlite":
-        schedule("sqlite-checkpoint", float(app.config.get("SQLITE_CHECKPOINT_SECONDS", 5)), db.checkpoint)
-        names.append("sqlite-checkpoint")
-    try:
-        from app.services.conversations import wake_snoozed_conversations
-    except ImportError:
-        log.info("snooze wake-up not scheduled: app.services.conversations.wake_snoozed_conversations is missing")
-    else:
-        schedule(
-            "wake-snoozed",
-            float(app.config.get("SNOOZE_WAKE_SECONDS", 30)),
-            lambda: wake_snoozed_conversations(utcnow()),
-        )
-        names.append("wake-snoozed")
-    try:
-        from app.worker.jobs import refresh_reports
-    except ImportError:
-        log.info("report statistics not scheduled: app.worker.jobs.refresh_reports is missing")
-    else:
-        schedule("refresh-reports", float(app.config.get("REPORTS_REFRESH_SECONDS", 60)), refresh_reports)
-        names.append("refresh-reports")
-    try:
-        from app.worker.jobs import evaluate_spikes
-    except ImportError:
-        log.info("spike detection not scheduled: app.worker.jobs.evaluate_spikes is missing")
-    else:
-        schedule("evaluate-spikes", 60 * float(app.config.get("SPIKE_EVERY_MINUTES", 15)), evaluate_spikes)
-        names.append("evaluate-spikes")
-    try:
-        from app.worker.jobs import retrain_suggestions
-    except ImportError:
-        log.info("suggestion retraining not scheduled: app.worker.jobs.retrain_suggestions is missing")
-    else:
-        schedule("retrain-suggestions", float(app.config.get("SUGGESTIONS_RETRAIN_SECONDS", 3600)), retrain_suggestions)
-        names.append("retrain-suggestions")
-    return names
+        schedule("sqlite-checkpoint", float(config.get("SQLITE_CHECKPOINT_SECONDS", 5)), db.checkpoint)
+    schedule("wake-snoozed", float(config.get("SNOOZE_WAKE_SECONDS", 30)), lambda: wake_snoozed_conversations(utcnow()))
+    schedule("refresh-reports", float(config.get("REPORTS_REFRESH_SECONDS", 60)), refresh_reports)
+    schedule("evaluate-spikes", 60 * float(config.get("SPIKE_EVERY_MINUTES", 15)), evaluate_spikes)
+    schedule("retrain-suggestions", float(config.get("SUGGESTIONS_RETRAIN_SECONDS", 3600)), retrain_suggestions)
+    return list(_JOBS)
 
 
 class Worker:
