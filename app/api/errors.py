@@ -37,7 +37,7 @@ def error_response(status: int, code: str, message: str, fields: dict[str, str] 
 
 
 def init_app(app: Flask) -> None:
-    from app.services.errors import Conflict, DomainError, NotFound
+    from app.services.errors import DomainError
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
@@ -45,8 +45,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError) -> Any:
-        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
-        return error_response(status, exc.code, str(exc), exc.fields)
+        return error_response(exc.status, exc.code, str(exc), exc.fields)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

@@ -17,12 +17,11 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from app.api.auth import public
-from app.api.errors import ApiError
 from app.extensions import db
 from app.models import Call, Channel, utcnow
 from app.services import calls, hours, sms
 from app.services.channels import find_channel
+from app.services.errors import BadRequest, Forbidden, NotFound
 from app.services.ingest import ingest
 from connectors.base import InvalidIdentity, normalize_phone
 from connectors.twilio import twiml
@@ -65,10 +64,12 @@ def twilio_webhook(view: F) -> F:
             request.headers.get(SIGNATURE_SETTINGS_HEADER),
         )
         if not valid:
-            raise ApiError(403, "invalid_signature", "Missing or invalid X-Twilio-Signature.")
+            raise Forbidden("Missing or invalid X-Twilio-Signature.", code="invalid_signature")
         return view(request.form, *args, **kwargs)
 
-    return public(wrapper)  # type: ignore[return-value]
+    # Public on purpose (no login): the signature authenticates the request. The same mark as app.api.auth.public.
+    wrapper.is_public = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
 
 
 def _xml(body: str, status: int = 200) -> Response:
@@ -103,7 +104,7 @@ def _parse_call(params: MultiDict) -> CallEvent:
     try:
         return parse_call(params)
     except TwilioPayloadError as exc:
-        raise ApiError(400, "bad_request", str(exc)) from None
+        raise BadRequest(str(exc)) from None
 
 
 def _at(event: CallEvent) -> Any:
@@ -120,10 +121,10 @@ def incoming_sms(params: MultiDict) -> Response:
     try:
         inbound = parse_sms(params, _region())
     except TwilioPayloadError as exc:
-        raise ApiError(400, "bad_request", str(exc)) from None
+        raise BadRequest(str(exc)) from None
     channel = find_channel("sms", inbound.recipient)
     if channel is None:
-        raise ApiError(404, "no_channel", f"No enabled SMS channel for {inbound.recipient}.")
+        raise NotFound(f"No enabled SMS channel for {inbound.recipient}.", code="no_channel")
     result = ingest(inbound, channel)
     # Both steps below are idempotent, so a Twilio retry after a crash between commits completes them.
     keyword = inbound.metadata.get("opt_keyword")
@@ -141,7 +142,7 @@ def sms_status(params: MultiDict) -> Response:
     try:
         status = parse_sms_status(params)
     except TwilioPayloadError as exc:
-        raise ApiError(400, "bad_request", str(exc)) from None
+        raise BadRequest(str(exc)) from None
     message = sms.record_delivery_status(
         status.message_sid,
         status.delivery_status,
