@@ -1,19 +1,35 @@
-"""Topic spike detection: is a topic's count in the recent window more than its baseline can explain?
+"""Topic spike detection: is a topic's count in the recent windows more than its baseline can explain?
 
-The detector is pure (``assess``, ``assess_windows``, ``EpisodeTracker``) so ``bench/spikes.py`` can replay
-weeks of data through it; ``evaluate_spikes`` is the worker job that feeds it from the database and stores alerts.
+The detector is pure (``assess``, ``assess_windows``, ``robust_level``, ``EpisodeTracker``) so
+``bench/spikes.py`` can replay weeks of data through it; ``evaluate_spikes`` is the worker job that feeds it
+from the database and stores alerts.
 
-Model. Every ``every_minutes`` each topic's count in the main window (60 min), a short one (30 min, for busy
-topics) and a long one (180 min, for sustained rises in quieter topics) is compared with the same windows (same
-local weekday and wall-clock time, so DST-safe) in each of the previous ``baseline_weeks`` weeks, skipping weeks
-that were themselves inside an alert episode. With ``S`` conversations over ``K`` baseline windows the rate has
-a Gamma(S + 1/2, K) posterior, so the window's count is negative binomial; ``dispersion`` widens it for the
-week-to-week wobble real traffic has beyond Poisson noise, and a ``level`` factor (how busy the last
-``level_hours`` were across the *other* topics, against the same hours in the baseline weeks) follows busy and
-quiet days. A window is a spike when its upper-tail probability is below ``alpha`` (split between the windows),
-the main window holds at least ``min_count`` conversations, and the count is at least ``min_ratio`` times the
-expectation. An episode opens one alert and stays open while the topic stays elevated; it closes after
-``end_after`` calm evaluations.
+Model. Every ``every_minutes`` (10) each topic's count is tested in a ladder of windows ending now: the main
+window (60 min), a short one (30 min) for topics busy enough to fill it, and doublings of the main one up to
+``long_window_minutes`` (120, 240 min), which add up a quiet topic's sustained rise that one hour cannot prove.
+Each window's count is compared with
+
+    expected = share x traffic x level
+
+- ``share``: the topic's share of all tagged conversations around the same local time of day (the window
+  widened by ``band_minutes`` on each side, wall-clock time, so DST-safe) on the days of the previous
+  ``baseline_weeks`` weeks. By default every day counts (``share_days`` = 7): a topic's share of the traffic
+  varies far less between weekdays than the volume does, and four weeks of days pin a quiet topic's share
+  down where four same-weekday windows cannot (``share_days`` = 1 uses the same weekday only).
+- ``traffic``: all tagged conversations in the same window on the same weekday of the previous weeks (the
+  median, so one week's incident in another topic does not inflate it).
+- ``level``: how busy today is. Over the last ``level_hours`` every other topic's count is set against the
+  same hours of the baseline weeks; topics whose own count the common level cannot explain are left out
+  (``level_outlier_alpha``), so a spike elsewhere, today or in a baseline week, cannot hide this one; the
+  rest are pooled and shrunk towards 1 by ``level_prior`` pseudo-conversations.
+
+With S of the topic's conversations in the baseline bands the share has a Gamma(S + 1/2, ·) posterior, so the
+window's count is negative binomial; ``dispersion`` widens it for the day-to-day wobble a topic has beyond
+Poisson noise. A window is a spike when its upper-tail probability is below ``alpha`` split between the
+windows tested (Bonferroni), the main window holds at least ``min_count`` conversations, and the count is at
+least ``min_ratio`` times the expectation. Baseline days inside an earlier alert episode of the topic are
+skipped. An episode opens one alert and stays open while any window is elevated (p < ``end_alpha``); it
+closes after ``end_after`` calm evaluations.
 """
 
 from __future__ import annotations
@@ -22,6 +38,8 @@ import datetime as dt
 import logging
 import math
 import os
+import statistics
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -45,23 +63,35 @@ class SpikeSettings:
     """Thresholds of the detector; every field can be set from the app config (``SPIKE_*``)."""
 
     window_minutes: int = 60
-    # A shorter window flags a busy topic's jump sooner; a longer one catches sustained rises in quieter
-    # topics that one window cannot prove (0 = off). Alpha is split between the windows tested.
+    # Besides the main window: a shorter one flags a busy topic's jump sooner (tested only when the topic
+    # normally fills it with ``min_count``); longer ones, doubling from the main one up to
+    # ``long_window_minutes``, add up a quiet topic's sustained rise (0 = off). Alpha is split between them.
     short_window_minutes: int = 30
-    long_window_minutes: int = 180
-    every_minutes: int = 15
+    long_window_minutes: int = 240
+    every_minutes: int = 10
     baseline_weeks: int = 4
     min_baseline_weeks: int = 2
+    # The topic's share of the traffic is counted over the window widened by this much on each side, on
+    # ``share_days`` days of each baseline week (7 = every day, 1 = the same weekday only).
+    band_minutes: int = 120
+    share_days: int = 7
     alpha: float = 1e-4
     end_alpha: float = 0.05
-    min_count: int = 5
+    min_count: int = 7
     min_ratio: float = 1.5
-    dispersion: float = 0.03
+    dispersion: float = 0.02
     end_after: int = 2
-    # Today's business across the other topics scales each baseline; measured over this many hours and
-    # shrunk towards 1 by ``level_prior`` pseudo-conversations (0 hours = off).
+    # Today's business across the other topics scales each baseline; measured over this many hours, leaving
+    # out topics that are themselves off (two-sided test at ``level_outlier_alpha``), and shrunk towards 1
+    # by ``level_prior`` pseudo-conversations (0 hours = off).
     level_hours: int = 6
     level_prior: float = 50.0
+    level_outlier_alpha: float = 0.01
+
+    @property
+    def every(self) -> dt.timedelta:
+        """How often the worker evaluates."""
+        return dt.timedelta(minutes=self.every_minutes)
 
     @property
     def window(self) -> dt.timedelta:
@@ -73,6 +103,10 @@ class SpikeSettings:
         lengths = [self.window_minutes]
         if 0 < self.short_window_minutes < self.window_minutes:
             lengths.append(self.short_window_minutes)
+        longer = 2 * self.window_minutes
+        while longer < self.long_window_minutes:
+            lengths.append(longer)
+            longer *= 2
         if self.long_window_minutes > self.window_minutes:
             lengths.append(self.long_window_minutes)
         return tuple(dt.timedelta(minutes=m) for m in lengths)
@@ -107,24 +141,62 @@ class Assessment:
         return self.observed / self.expected if self.expected > 0 else math.inf
 
 
-def tail_probability(
-    observed: int, baseline_total: float, baseline_windows: int, dispersion: float, level: float = 1.0
-) -> float:
-    """Return P(X ≥ observed) for the next window given ``baseline_total`` over ``baseline_windows`` windows.
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One window of one topic to judge: its count now and what the baseline counted for it.
 
-    ``level`` scales the expectation by how busy the day is across the other topics.
+    ``baseline`` holds the topic's count in each baseline day's band (or each baseline week's window);
+    ``exposure`` is how many windows' worth of traffic those counts cover (see ``band_exposure``), by
+    default one per count.
     """
+
+    minutes: int
+    observed: int
+    baseline: Sequence[int]
+    exposure: float | None = None
+
+    def expected(self, level: float = 1.0) -> float:
+        """The window's expected count: the posterior mean rate per window, scaled by today's level."""
+        windows = self.exposure if self.exposure is not None else float(len(self.baseline))
+        return level * (sum(self.baseline) + PRIOR_SHAPE) / windows if windows > 0 else math.inf
+
+
+def _nb_upper_tail(observed: float, mean: float, size: float) -> float:
+    """P(X ≥ observed) for a negative binomial with this mean and size (shape)."""
     # Imported here: web processes serialise alerts from this module but never test for spikes.
-    from scipy.stats import nbinom
+    from scipy.special import betainc
 
     if observed <= 0:
         return 1.0
+    # P(X ≥ k) of NB(size, p) is the regularised incomplete beta I_{1-p}(k, size), 1 - p = mean/(size+mean).
+    return float(betainc(observed, size, mean / (size + mean)))
+
+
+def tail_probability(
+    observed: int, baseline_total: float, baseline_windows: float, dispersion: float, level: float = 1.0
+) -> float:
+    """Return P(X ≥ observed) for the next window given ``baseline_total`` over ``baseline_windows`` windows.
+
+    ``baseline_windows`` may be fractional (bands holding 41.7 windows' worth of traffic); ``level`` scales
+    the expectation by how busy the day is across the other topics.
+    """
     shape_posterior = baseline_total + PRIOR_SHAPE
     mean = level * shape_posterior / baseline_windows
     # Negative binomial with variance mean + mean²·(1/shape + dispersion): rate uncertainty plus overdispersion.
     size = 1.0 / (1.0 / shape_posterior + dispersion)
-    prob = size / (size + mean)
-    return float(nbinom.sf(observed - 1, size, prob))
+    return _nb_upper_tail(observed, mean, size)
+
+
+def band_exposure(band_traffic: Sequence[int], window_traffic: Sequence[int], band_ratio: float) -> float:
+    """Return how many windows' worth of traffic the baseline bands hold.
+
+    ``band_traffic`` is all topics' conversations in each baseline day's band, ``window_traffic`` those in the
+    window on each baseline week's same weekday (the median is the window's usual traffic): a topic counted
+    over the bands then predicts the window by its share of the traffic. A tenth of a conversation per day,
+    spread evenly over time (``band_ratio`` = band length / window length), keeps a silent night finite.
+    """
+    usual = statistics.median(window_traffic) if window_traffic else 0.0
+    return (sum(band_traffic) + 0.1 * len(band_traffic) * band_ratio) / (usual + 0.1)
 
 
 def level_factor(observed_total: float, expected_total: float, settings: SpikeSettings) -> float:
@@ -133,19 +205,49 @@ def level_factor(observed_total: float, expected_total: float, settings: SpikeSe
     return (observed_total + prior) / (expected_total + prior)
 
 
+def robust_level(today: Sequence[float], usual: Sequence[float], settings: SpikeSettings) -> float:
+    """Return today's level from other topics' counts over the level span against their usual counts then.
+
+    A topic whose own count the pooled level cannot explain (two-sided negative-binomial test at
+    ``level_outlier_alpha``) is left out and the level pooled again: another topic's incident, today or in a
+    baseline week, says nothing about how busy the day is.
+    """
+    import numpy as np
+    from scipy.special import betainc
+
+    counts, normal = np.asarray(today, dtype=float), np.asarray(usual, dtype=float)
+    size = 1.0 / max(settings.dispersion, 1e-6)
+    keep = np.ones(len(counts), dtype=bool)
+    for _ in range(2):
+        level = level_factor(counts[keep].sum(), normal[keep].sum(), settings)
+        mean = np.maximum(level * normal, 1e-9)
+        # P(X ≥ k) = I_{1-p}(k, size) as in ``_nb_upper_tail``; P(X ≤ k) = 1 - P(X ≥ k + 1).
+        upper = np.where(counts > 0, betainc(np.maximum(counts, 1e-9), size, mean / (size + mean)), 1.0)
+        lower = 1.0 - betainc(counts + 1, size, mean / (size + mean))
+        keep = np.minimum(upper, lower) >= settings.level_outlier_alpha
+    return level_factor(float(counts[keep].sum()), float(normal[keep].sum()), settings)
+
+
 def assess(
-    observed: int, baseline: Sequence[int], settings: SpikeSettings, tests: int = 1, level: float = 1.0
+    observed: int,
+    baseline: Sequence[int],
+    settings: SpikeSettings,
+    tests: int = 1,
+    level: float = 1.0,
+    exposure: float | None = None,
 ) -> Assessment | None:
-    """Judge ``observed`` against the ``baseline`` window counts; None when history is too short to judge.
+    """Judge ``observed`` against the ``baseline`` counts; None when history is too short to judge.
 
     ``tests`` is how many windows are tested at once; alpha is split between them (Bonferroni). ``level``
-    (see ``level_factor``) scales the baseline by today's overall business.
+    (see ``robust_level``) scales the baseline by today's overall business. ``exposure`` is how many windows'
+    worth of traffic the baseline counts cover (default: one per count).
     """
     if len(baseline) < settings.min_baseline_weeks:
         return None
     total = float(sum(baseline))
-    expected = level * (total + PRIOR_SHAPE) / len(baseline)
-    p_value = tail_probability(observed, total, len(baseline), settings.dispersion, level)
+    windows = exposure if exposure is not None else float(len(baseline))
+    expected = level * (total + PRIOR_SHAPE) / windows
+    p_value = tail_probability(observed, total, windows, settings.dispersion, level)
     anomalous = (
         p_value < settings.alpha / tests
         and observed >= settings.min_count
@@ -156,22 +258,32 @@ def assess(
 
 
 def assess_windows(
-    observations: Sequence[tuple[int, int, Sequence[int]]], settings: SpikeSettings, level: float = 1.0
+    observations: Sequence[Window | tuple[int, int, Sequence[int]]], settings: SpikeSettings, level: float = 1.0
 ) -> Assessment | None:
-    """Judge several windows at once, each ``(minutes, observed, baseline)``, the main window first.
+    """Judge several windows at once (``Window`` or ``(minutes, observed, baseline)``), the main window first.
 
     An anomalous window wins (the main one first, whose numbers read most naturally); otherwise the most
     elevated one, so an open episode stays open while any window is still high.
     """
+    windows = [w if isinstance(w, Window) else Window(*w) for w in observations]
+    main = windows[0]
+    # A window shorter than the main one speaks only for a topic that normally fills it: for a quiet topic
+    # it could only add chance bursts of a few conversations.
+    tested = [
+        w
+        for w in windows
+        if w.minutes >= main.minutes
+        or (len(w.baseline) >= settings.min_baseline_weeks and w.expected(level) >= settings.min_count)
+    ]
     verdicts = []
-    for minutes, observed, baseline in observations:
-        verdict = assess(observed, baseline, settings, len(observations), level)
+    for window in tested:
+        verdict = assess(window.observed, window.baseline, settings, len(tested), level, window.exposure)
         if verdict is not None:
-            verdicts.append(replace(verdict, window_minutes=minutes))
+            verdicts.append(replace(verdict, window_minutes=window.minutes))
     if not verdicts:
         return None
     # The main window itself must be busy: a long window adding up a quiet night's stragglers is no spike.
-    if observations[0][1] >= settings.min_count:
+    if main.observed >= settings.min_count:
         for verdict in verdicts:
             if verdict.anomalous:
                 return verdict
@@ -231,6 +343,20 @@ def baseline_windows(
     return windows
 
 
+def baseline_days(window_end: dt.datetime, settings: SpikeSettings, tz: ZoneInfo) -> list[tuple[int, dt.datetime]]:
+    """Return (days back, UTC time) of the same local time on the days whose traffic share is pooled.
+
+    These are the same weekday of each baseline week and the days around it, ``share_days`` in all per week
+    (7 = every day of the baseline weeks); a multiple of seven days back is the same weekday.
+    """
+    local_end = window_end.astimezone(tz).replace(tzinfo=None)
+    width = min(max(settings.share_days, 1), 7)
+    offsets = range(-(width // 2), width - width // 2)
+    backs = sorted({7 * week + offset for week in range(1, settings.baseline_weeks + 1) for offset in offsets})
+    # Wall-clock arithmetic in the org's zone, so 9:00 stays 9:00 across a DST change.
+    return [(back, _localize(local_end - dt.timedelta(days=back), tz)) for back in backs]
+
+
 def _localize(naive_local: dt.datetime, tz: ZoneInfo) -> dt.datetime:
     """Attach ``tz`` to a wall-clock time; a time skipped by DST moves forward, a repeated one takes fold 0."""
     aware = naive_local.replace(tzinfo=tz)
@@ -264,39 +390,69 @@ def evaluate_spikes(session: DbSession, now: dt.datetime, settings: SpikeSetting
         children.setdefault(parent, []).append(child)
     archived = {t.id for t in topics if t.archived}
     active = [t for t in topics if t.id not in archived and parent_of.get(t.id) not in archived]
-    lengths = [int(w.total_seconds() // 60) for w in settings.windows]
-    span = dt.timedelta(minutes=max(*lengths, settings.level_hours * 60))
-
-    recent = _Tags(tag_times(session, now - span, now, parent_of))
-    baselines = [end for _, end in baseline_windows(now, settings, tz)]
-    history = [_Tags(tag_times(session, end - span, end, parent_of)) for end in baselines]
-    past = _alert_ranges(session, baselines[-1] - span, now)
+    # The level compares leaf topics (a parent would count its subtopics twice).
+    leaves = [t.id for t in topics if t.id not in children]
+    lengths = [dt.timedelta(minutes=int(w.total_seconds() // 60)) for w in settings.windows]
+    pad = dt.timedelta(minutes=settings.band_minutes)
+    longest = max(lengths)
     level_span = dt.timedelta(hours=settings.level_hours)
+    reach = max(longest + pad, level_span)
+
+    recent = _Tags(tag_times(session, [(now - reach, now)], parent_of))
+    days = baseline_days(now, settings, tz)
+    # One read for every baseline day, each around the same local time, reaching ``pad`` past the window's end.
+    history = _Tags(tag_times(session, [(end - reach, end + pad) for _, end in days], parent_of))
+    weeks = [i for i, (back, _) in enumerate(days) if back % 7 == 0]
+    past = _alert_ranges(session, (days[-1][1] if days else now) - reach, now)
+
+    # All topics' traffic in each baseline day's band and each baseline week's window, per window length.
+    band_traffic = {n: [history.total(end - n - pad, end + pad) for _, end in days] for n in lengths}
+    window_traffic = {n: {i: history.total(days[i][1] - n, days[i][1]) for i in weeks} for n in lengths}
+    leaf_today = {leaf: recent.count(leaf, now - level_span, now) for leaf in leaves}
+    leaf_usual = {leaf: {i: history.count(leaf, days[i][1] - level_span, days[i][1]) for i in weeks} for leaf in leaves}
 
     verdicts: dict[int, Assessment | None] = {}
     for topic in active:
-        observations = []
-        usable_weeks = [
+        usable = [
             i
-            for i, end in enumerate(baselines)
-            if end - span >= topic.created_at
-            and not _overlaps(past.get(topic.id, ()), (end - dt.timedelta(minutes=max(lengths)), end))
+            for i, (_, end) in enumerate(days)
+            if end - longest - pad >= topic.created_at
+            and not _overlaps(past.get(topic.id, ()), (end - longest - pad, end + pad))
         ]
-        for minutes in lengths:
-            length = dt.timedelta(minutes=minutes)
-            observed = recent.count(topic.id, now - length)
-            baseline = [history[i].count(topic.id, baselines[i] - length) for i in usable_weeks]
-            observations.append((minutes, observed, baseline))
+        usable_weeks = [i for i in usable if days[i][0] % 7 == 0]
+        if not usable_weeks or len(usable_weeks) < settings.min_baseline_weeks:
+            verdicts[topic.id] = None
+            continue
+        observations = [
+            Window(
+                int(n.total_seconds() // 60),
+                recent.count(topic.id, now - n, now),
+                [history.count(topic.id, days[i][1] - n - pad, days[i][1] + pad) for i in usable],
+                band_exposure(
+                    [band_traffic[n][i] for i in usable],
+                    [window_traffic[n][i] for i in usable_weeks],
+                    (n + 2 * pad) / n,
+                ),
+            )
+            for n in lengths
+        ]
         level = 1.0
-        if settings.level_hours and usable_weeks:
-            # Leave the topic itself (and its family) out, so its own spike cannot raise its expectation.
-            family = {topic.id, *children.get(topic.id, ()), *([parent_of[topic.id]] if topic.id in parent_of else [])}
-            observed_total = recent.total(now - level_span, exclude=family)
-            usual = [history[i].total(baselines[i] - level_span, exclude=family) for i in usable_weeks]
-            level = level_factor(observed_total, sum(usual) / len(usual), settings)
+        if settings.level_hours:
+            # Leave the topic's own family out, so its own spike cannot raise its expectation.
+            family = {topic.id, *children.get(topic.id, ()), parent_of.get(topic.id)}
+            others = [leaf for leaf in leaves if leaf not in family]
+            level = robust_level(
+                [leaf_today[leaf] for leaf in others],
+                [sum(leaf_usual[leaf][i] for i in usable_weeks) / len(usable_weeks) for leaf in others],
+                settings,
+            )
         verdicts[topic.id] = assess_windows(observations, settings, level)
 
-    open_alerts = {a.topic_id: a for a in session.scalars(select(Alert).where(Alert.status == "open"))}
+    # Locked, so that with several workers one evaluates an episode at a time, and a second one in the same
+    # slot (see below) sees the first one's evaluation instead of counting its own.
+    open_alerts = {
+        a.topic_id: a for a in session.scalars(select(Alert).where(Alert.status == "open").with_for_update())
+    }
     opened: list[Alert] = []
     for topic in active:
         verdict = verdicts[topic.id]
@@ -331,6 +487,8 @@ def evaluate_spikes(session: DbSession, now: dt.datetime, settings: SpikeSetting
                 continue
             opened.append(alert)
             continue
+        if alert.last_evaluated_at is not None and now - alert.last_evaluated_at < settings.every / 2:
+            continue  # another worker already evaluated this episode in this slot: one calm count per slot
         alert.last_evaluated_at = now
         if verdict is not None and (verdict.elevated or verdict.anomalous):
             alert.calm_evaluations = 0
@@ -363,43 +521,61 @@ def evaluate_spikes(session: DbSession, now: dt.datetime, settings: SpikeSetting
 
 
 class _Tags:
-    """Tag rows of one time range, counted per topic (distinct conversations) over any suffix of it."""
+    """Tag rows of some time ranges, counted as distinct conversations per topic, or over all topics."""
 
-    def __init__(self, rows: list[tuple[int, int, dt.datetime]]) -> None:
-        self.rows = rows
-        self.by_topic: dict[int, list[tuple[dt.datetime, int]]] = {}
+    def __init__(self, rows: Iterable[tuple[int, int, dt.datetime]]) -> None:
+        # Each conversation counts once per topic, and once in the traffic, at its first tag in the rows.
+        first: dict[tuple[int, int], dt.datetime] = {}
+        anywhere: dict[int, dt.datetime] = {}
         for conversation_id, topic_id, at in rows:
-            self.by_topic.setdefault(topic_id, []).append((at, conversation_id))
+            key = (conversation_id, topic_id)
+            if key not in first or at < first[key]:
+                first[key] = at
+            if conversation_id not in anywhere or at < anywhere[conversation_id]:
+                anywhere[conversation_id] = at
+        self.by_topic: dict[int, list[dt.datetime]] = {}
+        for (_, topic_id), at in first.items():
+            self.by_topic.setdefault(topic_id, []).append(at)
+        for times in self.by_topic.values():
+            times.sort()
+        self.everyone = sorted(anywhere.values())
 
-    def count(self, topic_id: int, since: dt.datetime) -> int:
-        return len({cid for at, cid in self.by_topic.get(topic_id, ()) if at >= since})
+    def count(self, topic_id: int, start: dt.datetime, end: dt.datetime) -> int:
+        """Conversations of the topic tagged in [start, end)."""
+        return _between(self.by_topic.get(topic_id, []), start, end)
 
-    def total(self, since: dt.datetime, exclude: set[int]) -> int:
-        everyone = {cid for cid, _tid, at in self.rows if at >= since}
-        family = {cid for tid in exclude for at, cid in self.by_topic.get(tid, ()) if at >= since}
-        return len(everyone - family)
+    def total(self, start: dt.datetime, end: dt.datetime) -> int:
+        """Conversations of any topic tagged in [start, end)."""
+        return _between(self.everyone, start, end)
+
+
+def _between(times: list[dt.datetime], start: dt.datetime, end: dt.datetime) -> int:
+    return bisect_left(times, end) - bisect_left(times, start)
 
 
 def tag_times(
-    session: DbSession, start: dt.datetime, end: dt.datetime, parent_of: Mapping[int, int]
+    session: DbSession, ranges: Sequence[tuple[dt.datetime, dt.datetime]], parent_of: Mapping[int, int]
 ) -> list[tuple[int, int, dt.datetime]]:
-    """Return (conversation, topic, tagged at) for tags added in [start, end); parents get a row too.
+    """Return (conversation, topic, tagged at) for tags added in any [start, end) of ``ranges``.
 
-    Tag time, not conversation creation time: agents tag at wrap-up, so the newest conversations carry no
-    topic yet, and counting by creation time would make every recent window look quiet.
+    Parents get a row too. Tag time, not conversation creation time: agents tag at wrap-up, so the newest
+    conversations carry no topic yet, and counting by creation time would make every recent window look quiet.
     """
     from app.models.topic import ConversationTopic
 
+    if not ranges:
+        return []
+    at = ConversationTopic.created_at
     rows = session.execute(
-        select(ConversationTopic.conversation_id, ConversationTopic.topic_id, ConversationTopic.created_at).where(
-            ConversationTopic.created_at >= start, ConversationTopic.created_at < end
+        select(ConversationTopic.conversation_id, ConversationTopic.topic_id, at).where(
+            or_(*(and_(at >= start, at < end) for start, end in ranges))
         )
     ).all()
     result = []
-    for conversation_id, topic_id, at in rows:
-        result.append((conversation_id, topic_id, at))
+    for conversation_id, topic_id, tagged in rows:
+        result.append((conversation_id, topic_id, tagged))
         if (parent := parent_of.get(topic_id)) is not None:
-            result.append((conversation_id, parent, at))
+            result.append((conversation_id, parent, tagged))
     return result
 
 

@@ -40,14 +40,14 @@ def schedule(name: str, every_seconds: float, func: Callable[[], object]) -> Non
 def register_jobs(app: Flask) -> list[str]:
     """Schedule the periodic jobs; return their names."""
     from app.services.conversations import wake_snoozed_conversations
-    from app.worker.jobs import evaluate_spikes, refresh_reports, retrain_suggestions
+    from app.worker.jobs import evaluate_spikes, refresh_reports, retrain_suggestions, spike_interval_seconds
 
     config = app.config
     if db.dialect == "sqlite":
         schedule("sqlite-checkpoint", float(config.get("SQLITE_CHECKPOINT_SECONDS", 5)), db.checkpoint)
     schedule("wake-snoozed", float(config.get("SNOOZE_WAKE_SECONDS", 30)), lambda: wake_snoozed_conversations(utcnow()))
     schedule("refresh-reports", float(config.get("REPORTS_REFRESH_SECONDS", 60)), refresh_reports)
-    schedule("evaluate-spikes", 60 * float(config.get("SPIKE_EVERY_MINUTES", 15)), evaluate_spikes)
+    schedule("evaluate-spikes", spike_interval_seconds(config), evaluate_spikes)
     schedule("retrain-suggestions", float(config.get("SUGGESTIONS_RETRAIN_SECONDS", 3600)), retrain_suggestions)
     return list(_JOBS)
 

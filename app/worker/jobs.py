@@ -1,7 +1,8 @@
 """Scheduled jobs of the topics feature, called by the worker loop (app.worker.register_jobs).
 
 - ``refresh_reports``: fold changed days into the report statistics (every REPORTS_REFRESH_SECONDS, 60).
-- ``evaluate_spikes``: run the spike detector and store/publish alerts (every SPIKE_EVERY_MINUTES, 15).
+- ``evaluate_spikes``: run the spike detector and store/publish alerts (every SPIKE_EVERY_MINUTES, 10; see
+  ``spike_interval_seconds``).
 - ``retrain_suggestions``: retrain the topic suggester when tags changed (every SUGGESTIONS_RETRAIN_SECONDS).
 
 Each runs in an app context; the worker removes the session afterwards.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -30,6 +33,11 @@ def refresh_reports(now: dt.datetime | None = None) -> reports.RefreshResult:
     if result.full:
         log.info("report statistics rebuilt in full: %d days", result.days)
     return result
+
+
+def spike_interval_seconds(config: Mapping[str, Any]) -> float:
+    """How often to run ``evaluate_spikes``: SPIKE_EVERY_MINUTES, or the detector's default (10), in seconds."""
+    return 60.0 * spikes.SpikeSettings.from_config(config).every_minutes
 
 
 def evaluate_spikes(now: dt.datetime | None = None) -> list[int]:

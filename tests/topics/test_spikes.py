@@ -7,15 +7,21 @@ import math
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from scipy.stats import poisson
 
 from app.services.spikes import (
     EpisodeTracker,
     SpikeSettings,
+    Window,
     assess,
     assess_windows,
+    band_exposure,
+    baseline_days,
     baseline_windows,
+    level_factor,
+    robust_level,
     tail_probability,
 )
 
@@ -119,6 +125,129 @@ def test_settings_come_from_the_config():
     assert settings.alpha == 0.001
     assert settings.min_count == 8
     assert settings.windows == (dt.timedelta(minutes=60), dt.timedelta(minutes=30))
+
+
+def test_the_default_windows_double_from_the_main_one_up_to_the_long_one():
+    minutes = [int(w.total_seconds() // 60) for w in SETTINGS.windows]
+    assert minutes == [60, 30, 120, 240]
+    odd = SpikeSettings(long_window_minutes=180)
+    assert [int(w.total_seconds() // 60) for w in odd.windows] == [60, 30, 120, 180]
+
+
+def test_another_topics_incident_does_not_move_todays_level():
+    usual = [100.0, 100.0, 100.0, 100.0]
+    assert robust_level([100, 100, 100, 400], usual, SETTINGS) == pytest.approx(1.0)
+    # A plain pooled ratio would have read that as a day 70 % busier than usual.
+    assert level_factor(700, 400, SETTINGS) > 1.6
+    # A day that is busy everywhere is busy.
+    assert robust_level([130, 125, 135, 128], usual, SETTINGS) == pytest.approx(568 / 450, rel=1e-6)
+
+
+def test_a_band_predicts_the_window_by_its_share_of_the_traffic():
+    # Two days whose 5-hour bands held 500 conversations each; the window usually holds 100 of them.
+    exposure = band_exposure([500, 500], [100, 100], band_ratio=5.0)
+    assert exposure == pytest.approx(10.0, rel=1e-2)
+    # The topic had 20 + 20 conversations in those bands: a fifth of that is expected in the window.
+    window = Window(60, 12, [20, 20], exposure)
+    assert window.expected() == pytest.approx(40.5 / 10.0, rel=1e-2)
+    # A silent night: no traffic anywhere still gives a finite, time-proportional exposure.
+    assert band_exposure([0, 0], [0, 0], band_ratio=5.0) == pytest.approx(10.0)
+
+
+def test_baseline_days_pool_every_day_of_the_baseline_weeks_at_the_same_wall_clock_time():
+    tz = ZoneInfo("Europe/Warsaw")
+    now = dt.datetime(2024, 4, 2, 10, 0, tzinfo=tz)  # CEST; four weeks back is CET
+    days = baseline_days(now, SETTINGS, tz)
+    assert [back for back, _ in days] == list(range(4, 32))
+    assert all(end.astimezone(tz).hour == 10 for _, end in days)
+    weekdays = baseline_days(now, SpikeSettings(share_days=1), tz)
+    assert [back for back, _ in weekdays] == [7, 14, 21, 28]
+    assert [end for _, end in weekdays] == [end for _, end in baseline_windows(now, SETTINGS, tz)]
+
+
+def test_a_short_window_speaks_only_for_a_topic_busy_enough_to_fill_it():
+    # Eight conversations in half an hour against ~1 usual: a burst, but a quiet topic's burst proves little.
+    quiet = assess_windows([(60, 9, [2, 2, 2, 2]), (30, 8, [1, 1, 1, 1])], SETTINGS)
+    assert quiet is not None
+    assert not quiet.anomalous
+    busy = assess_windows([(60, 40, [20, 20, 20, 20]), (30, 32, [10, 10, 10, 10])], SETTINGS)
+    assert busy is not None
+    assert busy.anomalous
+    assert busy.window_minutes == 30
+
+
+QUIET_RATE = 6.0  # conversations an hour for the quiet topic between 8:00 and 20:00, a fifth of that at night
+OTHER_RATES = (20.0, 14.0, 9.0)
+
+
+def _replay_a_day(spike: tuple[int, int] | None, seed: int = 11) -> list[tuple[dt.datetime, str]]:
+    """Replay the detector every 10 minutes over one day after four weeks of history, as the worker does.
+
+    Five-minute Poisson counts for a quiet topic and three others; ``spike`` = (from hour, to hour) triples
+    the quiet topic's rate that day. Returns the quiet topic's episode events.
+    """
+    rng = np.random.default_rng(seed)
+    tz = ZoneInfo("Europe/Warsaw")
+    start = dt.datetime(2024, 5, 1, tzinfo=tz).astimezone(UTC)  # no DST change in the following 29 days
+    step = dt.timedelta(minutes=5)
+    bins = 29 * 288
+    hours = np.array([(start + i * step).astimezone(tz).hour for i in range(bins)])
+    profile = np.where((hours >= 8) & (hours < 20), 1.0, 0.2) / 12
+    rates = np.outer(profile, (QUIET_RATE, *OTHER_RATES))
+    if spike is not None:
+        today = np.arange(bins) >= 28 * 288
+        rates[today & (hours >= spike[0]) & (hours < spike[1]), 0] *= 3
+    counts = rng.poisson(rates)
+    cumulative = np.vstack([np.zeros(counts.shape[1], dtype=int), np.cumsum(counts, axis=0)])
+    traffic = cumulative.sum(axis=1)
+
+    def at(moment: dt.datetime) -> int:
+        return int((moment - start) / step)
+
+    settings = SETTINGS
+    pad = dt.timedelta(minutes=settings.band_minutes)
+    level_span = dt.timedelta(hours=settings.level_hours)
+    tracker = EpisodeTracker(settings)
+    events = []
+    now = start + dt.timedelta(days=28, hours=8)
+    while now < start + dt.timedelta(days=28, hours=20):
+        days = baseline_days(now, settings, tz)
+        weeks = [end for back, end in days if back % 7 == 0]
+        observations = []
+        for length in settings.windows:
+            bands = [(at(end - length - pad), at(end + pad)) for _, end in days]
+            observations.append(
+                Window(
+                    int(length.total_seconds() // 60),
+                    int(cumulative[at(now), 0] - cumulative[at(now - length), 0]),
+                    [int(cumulative[b, 0] - cumulative[a, 0]) for a, b in bands],
+                    band_exposure(
+                        [int(traffic[b] - traffic[a]) for a, b in bands],
+                        [int(traffic[at(end)] - traffic[at(end - length)]) for end in weeks],
+                        (length + 2 * pad) / length,
+                    ),
+                )
+            )
+        today = cumulative[at(now), 1:] - cumulative[at(now - level_span), 1:]
+        usual = np.mean([cumulative[at(end), 1:] - cumulative[at(end - level_span), 1:] for end in weeks], axis=0)
+        verdict = assess_windows(observations, settings, robust_level(today.tolist(), usual.tolist(), settings))
+        if event := tracker.step("quiet", now, verdict):
+            events.append((now.astimezone(tz), event))
+        now += dt.timedelta(minutes=settings.every_minutes)
+    return events
+
+
+def test_a_quiet_topic_tripling_for_two_hours_is_alerted_once():
+    events = _replay_a_day(spike=(11, 13))
+    assert [event for _, event in events] == ["opened", "closed"]
+    (opened, _), (closed, _) = events
+    # Six conversations an hour becoming eighteen: flagged during the rise, one alert for the whole episode.
+    assert dt.time(11) < opened.time() <= dt.time(13)
+    assert closed.time() > dt.time(13)
+
+
+def test_a_steady_quiet_topic_raises_nothing():
+    assert _replay_a_day(spike=None) == []
 
 
 # The worker job and the API -----------------------------------------------------------------------------
@@ -290,5 +419,72 @@ def test_archiving_a_topic_closes_its_open_alert(history, taxonomy, admin_client
     admin_client.patch(f"/api/v1/topics/{taxonomy['Late']}", json={"archived": True})
     evaluate(NOW + dt.timedelta(minutes=15))
     alert = db.session.get(Alert, alert_id)
+    db.session.refresh(alert)
+    assert alert.status == "closed"
+
+
+@pytest.fixture
+def quiet_days(app: Any, taxonomy: dict[str, int], make_conversation: Any) -> Any:
+    """Every day of the past month "Late" gets 6 tags and "Damaged" 24 in the hour before 13:00 (Warsaw)."""
+    from app.extensions import db
+    from app.models import Topic
+
+    for topic in db.session.query(Topic):
+        topic.created_at = NOW - dt.timedelta(days=60)
+    db.session.commit()
+
+    def add_hour(end: dt.datetime, late: int, damaged: int = 24) -> None:
+        for topic, count in ((taxonomy["Late"], late), (taxonomy["Damaged"], damaged)):
+            for i in range(count):
+                make_conversation(end - dt.timedelta(minutes=2 + i * 55 / count), topics=(topic,))
+
+    for back in range(1, 32):
+        add_hour(NOW - dt.timedelta(days=back), late=6)
+    return add_hour
+
+
+def test_a_quiet_topics_share_comes_from_every_day_of_the_baseline_weeks(quiet_days, taxonomy):
+    from app.extensions import db
+    from app.models import Alert
+
+    quiet_days(NOW, late=21)
+    (alert_id,) = evaluate(NOW)
+    alert = db.session.get(Alert, alert_id)
+    assert alert.topic_id == taxonomy["Late"]
+    assert alert.expected == pytest.approx(6, rel=0.05)
+    assert alert.baseline_windows == 28  # the topic's count around 13:00 on each of the last 28 days
+
+
+def test_four_same_weekday_hours_alone_cannot_prove_a_quiet_topics_rise(quiet_days, app):
+    app.config["SPIKE_SHARE_DAYS"] = 1
+    quiet_days(NOW, late=21)
+    assert evaluate(NOW) == []
+
+
+def test_the_worker_runs_the_detector_at_its_cadence():
+    from app.worker.jobs import spike_interval_seconds
+
+    assert spike_interval_seconds({}) == 60 * SpikeSettings().every_minutes
+    assert spike_interval_seconds({"SPIKE_EVERY_MINUTES": "5"}) == 300
+
+
+def test_two_workers_evaluating_the_same_slot_count_one_calm_evaluation(history, taxonomy):
+    from app.extensions import db
+    from app.models import Alert
+
+    history(NOW, late=30)
+    (alert_id,) = evaluate(NOW)
+    later = NOW + dt.timedelta(hours=4)
+    for week in range(5):
+        history(later - dt.timedelta(weeks=week), late=8)
+    evaluate(later)
+    evaluate(later + dt.timedelta(seconds=20))  # a second worker process, the same slot
+
+    alert = db.session.get(Alert, alert_id)
+    db.session.refresh(alert)
+    assert alert.status == "open"
+    assert alert.calm_evaluations == 1
+
+    evaluate(later + dt.timedelta(minutes=10))  # the next slot
     db.session.refresh(alert)
     assert alert.status == "closed"
