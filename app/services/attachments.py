@@ -10,6 +10,8 @@ from pathlib import Path
 from flask import current_app
 
 from app.extensions import db
+from app.models import Attachment
+from connectors.base import Attachment as FileItem
 
 
 def storage_dir() -> Path:
@@ -52,3 +54,15 @@ def store_bytes(data: bytes) -> str:
 
 def read_bytes(sha256: str) -> bytes:
     return path_for(sha256).read_bytes()
+
+
+def stored_attachment(item: FileItem) -> Attachment:
+    """Store ``item``'s bytes and return the Attachment row that points at them (for the caller's message)."""
+    return Attachment(
+        filename=item.filename,
+        content_type=item.content_type,
+        size=len(item.data),
+        sha256=store_bytes(item.data),
+        content_id=item.content_id,
+        inline=item.inline,
+    )

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import Attachment, Channel, Conversation, Customer, Message, utcnow
+from app.models import Channel, Conversation, Customer, Message, utcnow
 from app.models.conversation import ACTIVE_STATUSES
 from app.services import attachments as files
 from app.services.customers import find_or_create_customer
@@ -126,17 +126,7 @@ def _ingest_once(inbound: InboundMessage, channel: Channel, now: dt.datetime, *,
     )
     if inbound.raw is not None:
         message.raw_path = files.store_bytes(inbound.raw)
-    for item in inbound.attachments:
-        message.attachments.append(
-            Attachment(
-                filename=item.filename,
-                content_type=item.content_type,
-                size=len(item.data),
-                sha256=files.store_bytes(item.data),
-                content_id=item.content_id,
-                inline=item.inline,
-            )
-        )
+    message.attachments.extend(files.stored_attachment(item) for item in inbound.attachments)
     db.session.add(message)
     db.session.flush()
 

@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Attachment, Channel, Conversation, CustomerIdentity, Message, User, utcnow
+from app.models import Channel, Conversation, CustomerIdentity, Message, User, utcnow
 from app.services import attachments as files
 from app.services.channels import first_channel
 from app.services.errors import NotFound, ValidationFailed
@@ -256,16 +256,7 @@ def reply(
     conversation.last_activity_at = now
     # Everything is checked: only now do the files reach the store (content-addressed, written durably
     # before the rows that point at them are committed).
-    for upload in uploads:
-        message.attachments.append(
-            Attachment(
-                filename=upload.filename,
-                content_type=upload.content_type,
-                size=len(upload.data),
-                sha256=files.store_bytes(upload.data),
-                created_at=now,
-            )
-        )
+    message.attachments.extend(files.stored_attachment(upload) for upload in uploads)
     db.session.add(message)
     db.session.flush()
     message_changed(message, conversation)
