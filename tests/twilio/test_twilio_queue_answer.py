@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select
-from twilio_helpers import ACCOUNT_SID, PUBLIC_URL, SHOP_VOICE, form, load_payload
+from twilio_helpers import ACCOUNT_SID, PUBLIC_URL, SHOP_VOICE, payload_params, twiml_of
 from twilio_standin import RecordedRequest, TwilioStandIn
 
 from app.events import CALL_QUEUE_UPDATED, MESSAGE_UPDATED, WRAPUP_REQUESTED
@@ -37,15 +37,7 @@ def voice_channel(session):
 
 
 def _params(**changes: str) -> dict[str, str]:
-    params = form(load_payload("voice_incoming_call")["body_urlencoded"]).to_dict()
-    params.update(changes)
-    return params
-
-
-def _xml(response) -> ET.Element:
-    assert response.status_code == 200, response.data
-    assert response.mimetype == "application/xml"
-    return ET.fromstring(response.data)
+    return payload_params("voice_incoming_call", **changes)
 
 
 def _stamp(at: dt.datetime) -> str:
@@ -54,9 +46,9 @@ def _stamp(at: dt.datetime) -> str:
 
 def _enqueue(twilio_post, sid: str = CALL_SID, caller: str = CALLER, queue_time: str = "0") -> None:
     """The call arrives with nobody available: Twilio enqueues it and requests the wait URL."""
-    root = _xml(twilio_post("/webhooks/twilio/voice", _params(CallSid=sid, From=caller)))
+    root = twiml_of(twilio_post("/webhooks/twilio/voice", _params(CallSid=sid, From=caller)))
     assert root.find("Enqueue").text == "support"
-    hold = _xml(
+    hold = twiml_of(
         twilio_post(
             "/webhooks/twilio/voice/queue-wait",
             _params(CallSid=sid, From=caller, CallStatus="in-progress", QueueSid=QUEUE_SID, QueueTime=queue_time),
@@ -201,7 +193,7 @@ def test_answering_rings_the_agent_dials_the_queue_and_logs_the_call_as_theirs(
     assert twilio_post(status_path, leg, query=status_query).status_code == 200
     assert _call(session).status == "ringing"
     bridged_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    connected = _xml(
+    connected = twiml_of(
         twilio_post(
             bridge_path,
             _params(
@@ -242,14 +234,14 @@ def test_answering_rings_the_agent_dials_the_queue_and_logs_the_call_as_theirs(
     assert conversation.first_response_at is not None
 
     # The rest of Twilio's callbacks change nothing: the agent's dial action, the caller's queue action, status.
-    after = _xml(
+    after = twiml_of(
         twilio_post(
             "/webhooks/twilio/voice/queue-answer",
             _agent_leg(request, leg_sid, "in-progress", DialCallStatus="completed", DialCallDuration="75"),
         )
     )
     assert [child.tag for child in after] == ["Hangup"]
-    caller_done = _xml(
+    caller_done = twiml_of(
         twilio_post("/webhooks/twilio/voice/queue", _params(CallStatus="in-progress", QueueResult="bridged"))
     )
     assert [child.tag for child in caller_done] == ["Hangup"]
@@ -346,7 +338,7 @@ def test_callers_leaving_the_queue_disappear_from_it(app, session, voice_channel
     assert [item["position"] for item in api.get("/api/v1/calls/queue").json["items"]] == [1, 2]
 
     # The first waited past queue_timeout: <Leave>, then voicemail.
-    leave = _xml(
+    leave = twiml_of(
         twilio_post(
             "/webhooks/twilio/voice/queue-wait", _params(CallStatus="in-progress", QueueSid=QUEUE_SID, QueueTime="301")
         )
@@ -354,7 +346,7 @@ def test_callers_leaving_the_queue_disappear_from_it(app, session, voice_channel
     assert [child.tag for child in leave] == ["Leave"]
     update = events.named(CALL_QUEUE_UPDATED)[-1].payload
     assert (update["call_id"], update["waiting"], update["result"]) == (_call(session).id, False, "leave")
-    voicemail = _xml(
+    voicemail = twiml_of(
         twilio_post("/webhooks/twilio/voice/queue", _params(CallStatus="in-progress", QueueResult="leave"))
     )
     assert "Record" in [child.tag for child in voicemail]

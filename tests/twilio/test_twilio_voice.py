@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import func, select
-from twilio_helpers import ACCOUNT_SID, PUBLIC_URL, SHOP_VOICE, form, load_payload
+from twilio_helpers import ACCOUNT_SID, PUBLIC_URL, SHOP_VOICE, payload_params, twiml_of
 from twilio_standin import TwilioStandIn
 
 from app.events import CONVERSATION_UPDATED, MESSAGE_UPDATED, WRAPUP_REQUESTED
@@ -44,18 +43,6 @@ def agents(make_user, session):
     return anna, bob, away
 
 
-def _params(name: str, **changes: str) -> dict[str, str]:
-    params = form(load_payload(name)["body_urlencoded"]).to_dict()
-    params.update(changes)
-    return params
-
-
-def _xml(response) -> ET.Element:
-    assert response.status_code == 200, response.data
-    assert response.mimetype == "application/xml"
-    return ET.fromstring(response.data)
-
-
 def _call(session):
     from app.models import Call
 
@@ -86,7 +73,7 @@ def test_call_in_hours_rings_available_agents_and_appears_ringing(
 
     anna, bob, _away = agents
     make_voice_channel(greeting="Thanks for calling the shop.")
-    root = _xml(twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call")))
+    root = twiml_of(twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call")))
     assert [child.tag for child in root] == ["Say", "Dial"]
     assert root[0].text == "Thanks for calling the shop."
     dial = root.find("Dial")
@@ -108,7 +95,7 @@ def test_call_in_hours_rings_available_agents_and_appears_ringing(
     assert update["kind"] == "call"
 
     # A retried webhook answers the same and stores nothing new.
-    again = _xml(twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call")))
+    again = twiml_of(twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call")))
     assert [child.tag for child in again] == ["Say", "Dial"]
     assert session.scalar(select(func.count(Message.id))) == 1
 
@@ -120,7 +107,7 @@ def test_answered_call_goes_live_then_completes_and_asks_its_agent_for_wrap_up(
 
     anna, _bob, _away = agents
     make_voice_channel()
-    twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call"))
+    twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call"))
     query = f"agent={anna.id}"
     assert twilio_post("/webhooks/twilio/voice/agent-status", _leg("in-progress"), query=query).status_code == 200
     call = _call(session)
@@ -146,14 +133,16 @@ def test_answered_call_goes_live_then_completes_and_asks_its_agent_for_wrap_up(
     assert conversation.first_response_at is not None
 
     # The dial action and the call's own completion arrive too: nothing changes, no second wrap-up.
-    dial = _xml(
+    dial = twiml_of(
         twilio_post(
             "/webhooks/twilio/voice/dial",
-            _params("voice_incoming_call", CallStatus="in-progress", DialCallStatus="completed", DialCallDuration="47"),
+            payload_params(
+                "voice_incoming_call", CallStatus="in-progress", DialCallStatus="completed", DialCallDuration="47"
+            ),
         )
     )
     assert [child.tag for child in dial] == ["Hangup"]
-    twilio_post("/webhooks/twilio/voice/status", _params("voice_status_callback_completed"))
+    twilio_post("/webhooks/twilio/voice/status", payload_params("voice_status_callback_completed"))
     assert len(events.named(WRAPUP_REQUESTED)) == 1
     assert _call(session).status == "completed"
 
@@ -161,7 +150,7 @@ def test_answered_call_goes_live_then_completes_and_asks_its_agent_for_wrap_up(
 def test_other_agents_unanswered_legs_do_not_end_the_call(app, session, make_voice_channel, agents, twilio_post):
     anna, bob, _away = agents
     make_voice_channel()
-    twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call"))
+    twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call"))
     twilio_post("/webhooks/twilio/voice/agent-status", _leg("in-progress"), query=f"agent={anna.id}")
     twilio_post(
         "/webhooks/twilio/voice/agent-status", _leg("canceled", CallSid="CA" + "b" * 32), query=f"agent={bob.id}"
@@ -172,11 +161,12 @@ def test_other_agents_unanswered_legs_do_not_end_the_call(app, session, make_voi
 def test_agent_on_a_call_is_not_rung_for_the_next_one(app, session, make_voice_channel, agents, twilio_post):
     anna, _bob, _away = agents
     make_voice_channel()
-    twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call"))
+    twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call"))
     twilio_post("/webhooks/twilio/voice/agent-status", _leg("in-progress"), query=f"agent={anna.id}")
-    second = _xml(
+    second = twiml_of(
         twilio_post(
-            "/webhooks/twilio/voice", _params("voice_incoming_call", CallSid="CA" + "2" * 32, From="+14158675311")
+            "/webhooks/twilio/voice",
+            payload_params("voice_incoming_call", CallSid="CA" + "2" * 32, From="+14158675311"),
         )
     )
     assert [(c.tag, c.text) for c in second.find("Dial")] == [("Client", "bob")]
@@ -188,12 +178,12 @@ def test_outside_business_hours_goes_straight_to_voicemail(
     from app.models import Conversation
 
     make_voice_channel(NEVER_OPEN, language="pl")
-    root = _xml(twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call")))
+    root = twiml_of(twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call")))
     assert [child.tag for child in root] == ["Say", "Say", "Record", "Say", "Hangup"]
     assert root[0].get("language") == "pl-PL"
     assert root.find("Dial") is None
 
-    after = _xml(twilio_post("/webhooks/twilio/voice/recording", _params("voice_record_action")))
+    after = twiml_of(twilio_post("/webhooks/twilio/voice/recording", payload_params("voice_record_action")))
     assert [child.tag for child in after] == ["Say", "Hangup"]
     call = _call(session)
     assert call.status == "voicemail"
@@ -205,15 +195,15 @@ def test_outside_business_hours_goes_straight_to_voicemail(
     assert conversation.status == "open"
     assert any(e.payload["conversation"]["call_back"] for e in events.named(CONVERSATION_UPDATED))
 
-    twilio_post("/webhooks/twilio/voice/recording-status", _params("voice_recording_status_callback"))
+    twilio_post("/webhooks/twilio/voice/recording-status", payload_params("voice_recording_status_callback"))
     assert _call(session).recording_sid == "REXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
-    twilio_post("/webhooks/twilio/voice/transcription", _params("voice_transcribe_callback"))
+    twilio_post("/webhooks/twilio/voice/transcription", payload_params("voice_transcribe_callback"))
     call = _call(session)
     assert call.transcription == "Hi, this is a test voicemail, please call me back."
     message_text = events.named(MESSAGE_UPDATED)[-1].payload["message"]["text"]
     assert message_text == f"Call from {CALLER}: voicemail (0:14): Hi, this is a test voicemail, please call me back."
     # The caller hanging up after the voicemail keeps it a voicemail.
-    twilio_post("/webhooks/twilio/voice/status", _params("voice_status_callback_completed"))
+    twilio_post("/webhooks/twilio/voice/status", payload_params("voice_status_callback_completed"))
     assert _call(session).status == "voicemail"
     assert not events.named(WRAPUP_REQUESTED)
 
@@ -224,16 +214,16 @@ def test_unanswered_ring_goes_to_voicemail_and_a_hang_up_is_a_missed_call(
     from app.models import Conversation
 
     make_voice_channel(ring_timeout=15)
-    twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call"))
-    after = _xml(
+    twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call"))
+    after = twiml_of(
         twilio_post(
             "/webhooks/twilio/voice/dial",
-            _params("voice_incoming_call", CallStatus="in-progress", DialCallStatus="no-answer"),
+            payload_params("voice_incoming_call", CallStatus="in-progress", DialCallStatus="no-answer"),
         )
     )
     assert "Record" in [child.tag for child in after]
     assert _call(session).status == "ringing"
-    twilio_post("/webhooks/twilio/voice/status", _params("voice_status_callback_completed"))
+    twilio_post("/webhooks/twilio/voice/status", payload_params("voice_status_callback_completed"))
     call = _call(session)
     assert call.status == "missed"
     assert call.ended_at is not None
@@ -248,14 +238,14 @@ def test_missed_call_reopens_a_resolved_conversation_flagged_call_back(
     from app.models import Conversation
 
     make_voice_channel()
-    twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call"))
+    twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call"))
     conversation = session.scalars(select(Conversation)).one()
     conversation.status = "resolved"
     conversation.resolved_at = dt.datetime.now(dt.UTC)
     session.commit()
     twilio_post(
         "/webhooks/twilio/voice/dial",
-        _params("voice_incoming_call", CallStatus="completed", DialCallStatus="no-answer"),
+        payload_params("voice_incoming_call", CallStatus="completed", DialCallStatus="no-answer"),
     )
     session.expire_all()
     conversation = session.scalars(select(Conversation)).one()
@@ -265,20 +255,26 @@ def test_missed_call_reopens_a_resolved_conversation_flagged_call_back(
 
 def test_nobody_available_waits_in_queue_then_voicemail(app, session, make_voice_channel, twilio_post):
     make_voice_channel(queue="support", queue_timeout=30)
-    root = _xml(twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call")))
+    root = twiml_of(twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call")))
     assert root.find("Enqueue").text == "support"
-    hold = _xml(twilio_post("/webhooks/twilio/voice/queue-wait", _params("voice_incoming_call", QueueTime="10")))
+    hold = twiml_of(
+        twilio_post("/webhooks/twilio/voice/queue-wait", payload_params("voice_incoming_call", QueueTime="10"))
+    )
     assert [child.tag for child in hold] == ["Say", "Pause"]
-    leave = _xml(twilio_post("/webhooks/twilio/voice/queue-wait", _params("voice_incoming_call", QueueTime="31")))
+    leave = twiml_of(
+        twilio_post("/webhooks/twilio/voice/queue-wait", payload_params("voice_incoming_call", QueueTime="31"))
+    )
     assert [child.tag for child in leave] == ["Leave"]
-    voicemail = _xml(twilio_post("/webhooks/twilio/voice/queue", _params("voice_incoming_call", QueueResult="leave")))
+    voicemail = twiml_of(
+        twilio_post("/webhooks/twilio/voice/queue", payload_params("voice_incoming_call", QueueResult="leave"))
+    )
     assert "Record" in [child.tag for child in voicemail]
 
 
 def test_call_to_an_unknown_number_is_turned_away_and_stores_nothing(app, session, twilio_post):
     from app.models import Message
 
-    root = _xml(twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call")))
+    root = twiml_of(twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call")))
     assert [child.tag for child in root] == ["Say", "Hangup"]
     assert session.scalar(select(func.count(Message.id))) == 0
 
@@ -297,7 +293,7 @@ def test_unsigned_voice_webhooks_are_refused(app, session, make_voice_channel, t
         "/voice/bridge",
         "/voice/outbound-status",
     ):
-        response = twilio_post(f"/webhooks/twilio{path}", _params("voice_incoming_call"), signature="")
+        response = twilio_post(f"/webhooks/twilio{path}", payload_params("voice_incoming_call"), signature="")
         assert response.status_code == 403, path
     assert session.scalar(select(func.count(Message.id))) == 0
 
@@ -307,7 +303,7 @@ def test_the_agent_in_the_signed_url_cannot_be_swapped(app, session, make_voice_
 
     anna, bob, _ = agents
     make_voice_channel()
-    twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call"))
+    twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call"))
     from connectors.twilio.signature import compute_signature
 
     signature = compute_signature(
@@ -326,7 +322,7 @@ def test_withheld_caller_gets_their_own_customer(app, session, make_voice_channe
     from app.models import CustomerIdentity
 
     make_voice_channel()
-    _xml(twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call", From="anonymous")))
+    twiml_of(twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call", From="anonymous")))
     identity = session.scalars(select(CustomerIdentity)).one()
     assert (identity.kind, identity.value, identity.verified) == ("external", f"twilio-withheld:{CALL_SID}", False)
 
@@ -340,10 +336,10 @@ def customer_conversation(app, session, make_voice_channel, twilio_post):
     from app.models import Call, Conversation
 
     make_voice_channel()
-    twilio_post("/webhooks/twilio/voice", _params("voice_incoming_call"))
+    twilio_post("/webhooks/twilio/voice", payload_params("voice_incoming_call"))
     twilio_post(
         "/webhooks/twilio/voice/dial",
-        _params("voice_incoming_call", CallStatus="completed", DialCallStatus="no-answer"),
+        payload_params("voice_incoming_call", CallStatus="completed", DialCallStatus="no-answer"),
     )
     session.expire_all()
     assert session.scalars(select(Call)).one().status == "missed"
@@ -386,7 +382,7 @@ def test_click_to_call_rings_the_agent_then_bridges_to_the_customer(
         "ApiVersion": "2010-04-01",
     }
     query = urlsplit(bridge_url).query
-    root = _xml(twilio_post("/webhooks/twilio/voice/bridge", leg, query=query))
+    root = twiml_of(twilio_post("/webhooks/twilio/voice/bridge", leg, query=query))
     assert [child.tag for child in root] == ["Say", "Dial"]
     dial = root.find("Dial")
     assert dial.get("callerId") == SHOP_VOICE
@@ -436,7 +432,7 @@ def test_click_to_call_customer_not_answering(app, session, make_user, customer_
         "CallStatus": "in-progress",
         "Direction": "outbound-api",
     }
-    after = _xml(twilio_post("/webhooks/twilio/voice/bridge-action", {**leg, "DialCallStatus": "no-answer"}))
+    after = twiml_of(twilio_post("/webhooks/twilio/voice/bridge-action", {**leg, "DialCallStatus": "no-answer"}))
     assert [child.tag for child in after] == ["Say", "Hangup"]
     assert _call_by_sid(session, call.provider_sid).status == "no-answer"
 
@@ -479,7 +475,7 @@ def test_bridge_webhook_that_overtakes_the_api_still_logs_the_call(
         "Direction": "outbound-api",
     }
     query = f"conversation={customer_conversation.id}&agent={agent.id}&to=%2B14158675310"
-    _xml(twilio_post("/webhooks/twilio/voice/bridge", leg, query=query))
+    twiml_of(twilio_post("/webhooks/twilio/voice/bridge", leg, query=query))
     from app.services.calls import record_outbound_call
 
     call = record_outbound_call(sid, customer_conversation.id, agent.id, CALLER, customer_conversation.channel_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -48,3 +49,17 @@ def signed(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> tuple[s
         "X-Twilio-Signature": compute_signature(token, url, params),
         "Content-Type": "application/x-www-form-urlencoded",
     }
+
+
+def payload_params(name: str, **changes: str) -> dict[str, str]:
+    """The form fields of a documented Twilio payload, with ``changes`` applied."""
+    params = form(load_payload(name)["body_urlencoded"]).to_dict()
+    params.update(changes)
+    return params
+
+
+def twiml_of(response: Any) -> ET.Element:
+    """The TwiML document of a webhook response, parsed (after checking it is a 200 XML answer)."""
+    assert response.status_code == 200, response.data
+    assert response.mimetype == "application/xml"
+    return ET.fromstring(response.data)
