@@ -35,36 +35,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.spikes import HOURLY_PROFILE as HOURLY  # noqa: E402 - the same day shape as the spike stream
+
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 TZ_NAME = "Europe/Warsaw"
-HOURLY = np.array(
-    [
-        0.6,
-        0.4,
-        0.3,
-        0.3,
-        0.3,
-        0.5,
-        1.2,
-        3.0,
-        6.5,
-        8.5,
-        9.0,
-        8.2,
-        6.8,
-        7.4,
-        8.0,
-        7.6,
-        6.9,
-        5.8,
-        4.5,
-        3.6,
-        2.8,
-        2.2,
-        1.6,
-        1.0,
-    ]
-)
 # kind, name, share, team index (None = no team), first-response log-median seconds, sigma
 CHANNELS = [
     ("email", "Support mail", 0.34, 0, np.log(2 * 3600), 1.0),
