@@ -57,7 +57,7 @@ def bench_app() -> Any:
     return app
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -78,11 +78,14 @@ def _prepare_database(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
 
 
-def _start_server(env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    env: dict[str, str], port: int, log: Path, app: str = "bench.sms_ingest:bench_app()"
+) -> subprocess.Popen[bytes]:
+    """Serve ``app`` (a gunicorn app spec) with the production gunicorn.conf.py; return once it answers."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
     with open(log, "wb") as handle:
         process = subprocess.Popen(
-            [str(gunicorn), "-c", "gunicorn.conf.py", "bench.sms_ingest:bench_app()"],
+            [str(gunicorn), "-c", "gunicorn.conf.py", app],
             cwd=ROOT,
             env=env,
             stdout=handle,
@@ -93,7 +96,7 @@ def _start_server(env: dict[str, str], url: str, log: Path) -> subprocess.Popen[
         if process.poll() is not None:
             raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=2)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
             if conn.getresponse().status == 200:
                 return process
@@ -135,7 +138,7 @@ def _noop_requests(sms: list[tuple[str, bytes, dict[str, str]]]) -> list[tuple[s
 
 
 def _client(port: int, work: list[tuple[str, bytes, dict[str, str]]], threads: int, start: Any, out: Any) -> None:
-    """One client process: ``threads`` keep-alive connections working through ``work``; report failures."""
+    """One client process: ``threads`` keep-alive connections working through ``work``; report non-2xx answers."""
     lock = threading.Lock()
     index = iter(range(len(work)))
     failures: list[str] = []
@@ -150,9 +153,9 @@ def _client(port: int, work: list[tuple[str, bytes, dict[str, str]]], threads: i
             path, body, headers = work[i]
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                failures.append(f"{path}: HTTP {response.status}")
+            payload = response.read()
+            if not 200 <= response.status < 300:
+                failures.append(f"{path}: HTTP {response.status} {payload[:200]!r}")
         conn.close()
 
     workers = [threading.Thread(target=run) for _ in range(threads)]
@@ -164,7 +167,7 @@ def _client(port: int, work: list[tuple[str, bytes, dict[str, str]]], threads: i
     out.put(failures)
 
 
-def _round(port: int, work: list[tuple[str, bytes, dict[str, str]]], clients: int, threads: int) -> float:
+def load_round(port: int, work: list[tuple[str, bytes, dict[str, str]]], clients: int, threads: int) -> float:
     """Send ``work`` from ``clients`` processes; return requests per second (wall clock, all processes)."""
     context = multiprocessing.get_context("fork")
     start = context.Event()
@@ -209,7 +212,7 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -228,18 +231,18 @@ def main() -> int:
     }
     threads = max(1, args.concurrency // args.clients)
     _prepare_database(env)
-    server = _start_server(env, url, tmp / "server.log")
+    server = start_server(env, port, tmp / "server.log")
     try:
         total = args.requests * args.rounds
         warmup = _sms_requests(url, 10**9, 200)
-        _round(port, _noop_requests(warmup), args.clients, threads)
-        _round(port, warmup, args.clients, threads)
+        load_round(port, _noop_requests(warmup), args.clients, threads)
+        load_round(port, warmup, args.clients, threads)
         sms_all = _sms_requests(url, 0, total)
         noop_rates, sms_rates = [], []
         for r in range(args.rounds):
             chunk = sms_all[r * args.requests : (r + 1) * args.requests]
-            noop_rates.append(_round(port, _noop_requests(chunk), args.clients, threads))
-            sms_rates.append(_round(port, chunk, args.clients, threads))
+            noop_rates.append(load_round(port, _noop_requests(chunk), args.clients, threads))
+            sms_rates.append(load_round(port, chunk, args.clients, threads))
         stored = _stored_sms(env["DATABASE_URL"])
     finally:
         server.terminate()
