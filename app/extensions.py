@@ -142,7 +142,8 @@ def _configure_sqlite(engine: Engine) -> None:
         if isinstance(dbapi_connection, SerializedConnection):
             dbapi_connection.acquire_write_lock(timeout=30)
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Straight to the driver: SQLAlchemy's execution path costs more than SQLite takes to run this.
+            dbapi_connection.execute("BEGIN IMMEDIATE")
         except BaseException:
             if isinstance(dbapi_connection, SerializedConnection):
                 dbapi_connection.release_write_lock()
