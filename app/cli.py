@@ -70,7 +70,7 @@ def create_user_command(email: str, name: str, role: str, password: str) -> None
 @click.command("worker")
 @with_appcontext
 def worker_command() -> None:
-    """Run the outbox worker and scheduled jobs in this process until interrupted."""
+    """Run the worker (outbox, inbound mail spool, scheduled jobs) in this process until interrupted."""
     import signal
 
     from app.worker import Worker
@@ -88,6 +88,43 @@ def worker_command() -> None:
     worker.stop()
 
 
+@click.group("mail-spool")
+def mail_spool_group() -> None:
+    """Inbound mail accepted over SMTP: what became of it, and retrying what failed."""
+
+
+@mail_spool_group.command("list")
+@click.option("--status", type=click.Choice(["queued", "processing", "stored", "rejected", "failed"]), default=None)
+@click.option("--limit", default=50, show_default=True)
+@with_appcontext
+def mail_spool_list_command(status: str | None, limit: int) -> None:
+    """List spooled mail, newest first (all statuses unless --status)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import InboundMail
+
+    query = select(InboundMail).order_by(InboundMail.id.desc()).limit(limit)
+    if status:
+        query = query.where(InboundMail.status == status)
+    for row in db.session.scalars(query):
+        click.echo(
+            f"{row.id}\t{row.received_at:%Y-%m-%d %H:%M:%S}\t{row.status}\t{row.attempts}\t"
+            f"{row.mail_from or '<>'}\t{row.outcome or ''}"
+        )
+
+
+@mail_spool_group.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@with_appcontext
+def mail_spool_retry_command(ids: tuple[int, ...]) -> None:
+    """Queue failed mail (these ids, or every failed one) for the worker again."""
+    from app.worker.inbound_mail import retry_mail
+
+    count = retry_mail(list(ids) if ids else None)
+    click.echo(f"queued {count} failed mail(s) again")
+
+
 @click.command("seed-demo")
 @click.option("--customers", default=50, show_default=True)
 @click.option("--seed", default=7, show_default=True)
@@ -102,5 +139,12 @@ def seed_demo_command(customers: int, seed: int, password: str | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (db_upgrade_command, setup_command, create_user_command, worker_command, seed_demo_command):
+    for command in (
+        db_upgrade_command,
+        setup_command,
+        create_user_command,
+        worker_command,
+        mail_spool_group,
+        seed_demo_command,
+    ):
         app.cli.add_command(command)

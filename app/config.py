@@ -86,6 +86,10 @@ def load_config() -> dict[str, Any]:
         "EMBEDDED_SMTP": _env_bool("EMBEDDED_SMTP", True),
         "OUTBOX_POLL_SECONDS": float(env("OUTBOX_POLL_SECONDS", "1.0")),
         "OUTBOX_MAX_ATTEMPTS": int(env("OUTBOX_MAX_ATTEMPTS", "8")),
+        # Spooled inbound mail that fails to process is retried (with the outbox's backoff), then kept as failed.
+        "MAIL_SPOOL_MAX_ATTEMPTS": int(env("MAIL_SPOOL_MAX_ATTEMPTS", "8")),
+        # Processed spool rows are kept this long (what became of each mail), then pruned by the worker.
+        "MAIL_SPOOL_RETENTION_DAYS": float(env("MAIL_SPOOL_RETENTION_DAYS", "30")),
         "OUTBOX_BACKOFF_BASE_SECONDS": float(env("OUTBOX_BACKOFF_BASE_SECONDS", "5")),
         "OUTBOX_BACKOFF_MAX_SECONDS": float(env("OUTBOX_BACKOFF_MAX_SECONDS", "3600")),
         "LOGIN_RATE_LIMIT": env("LOGIN_RATE_LIMIT", "10 per minute"),

@@ -2,16 +2,18 @@
 
     .venv/bin/python bench/email_ingest.py [--messages 1000] [--rounds 2] [--database-url URL]
 
-Both servers run as their own processes, started the way production starts them: ``flask smtp-server``
-(recipient check, parsing, sanitising, reply folding, customer resolution, routing, idempotent insert,
-attachment and raw-source files, commit, then 250) on a fresh database (SQLite unless --database-url names
-a PostgreSQL database), and ``python -m aiosmtpd -c aiosmtpd.handlers.Sink`` (accepts and discards). The same
-N messages (plain text, HTML with an inline image, attachments, replies; 300 senders) go to each over a
-single SMTP connection, in alternating rounds so both see the same machine.
+The servers run as their own processes, started the way production starts them: ``flask smtp-server``
+(recipient check, raw mail to disk, a committed spool row, then 250) and ``flask worker`` (parsing,
+sanitising, reply folding, customer resolution, routing, idempotent insert, attachment files) on a fresh
+database (SQLite unless --database-url names a PostgreSQL database), and ``python -m aiosmtpd -c
+aiosmtpd.handlers.Sink`` (accepts and discards). The same N messages (plain text, HTML with an inline image,
+attachments, replies; 300 senders) go to each over a single SMTP connection, in alternating rounds so both see
+the same machine; after each Switchboard round the benchmark waits until the worker has stored every mail.
 
-Prints both rates and switchboard/no-op (target ≥ 0.5 on SQLite); the time per mail that target leaves for
-everything beyond the SMTP exchange, against what parsing alone costs in CPU; and checks every mail was stored
-once.
+Prints two rates against the no-op's: acknowledged (what the sending MTA sees: 250s per second) and stored
+(end to end, until every mail of the round is a message agents see), with both ratios (target ≥ 0.5 on
+SQLite); the time per mail the target leaves beyond the SMTP exchange, against what parsing alone costs in
+CPU (why parsing happens after the 250); and checks every mail was stored once.
 """
 
 from __future__ import annotations
@@ -156,6 +158,37 @@ def send_all(port: int, messages: list[tuple[str, bytes]]) -> float:
         return time.perf_counter() - started
 
 
+def spool_backlog(database_url: str) -> tuple[int, int]:
+    """(mails still waiting for the worker, mails stored) in the spool."""
+    from sqlalchemy import func, select
+
+    from app.extensions import make_engine
+    from app.models import InboundMail
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            counts = dict(conn.execute(select(InboundMail.status, func.count()).group_by(InboundMail.status)).all())
+    finally:
+        engine.dispose()
+    return counts.get("queued", 0) + counts.get("processing", 0), counts.get("stored", 0)
+
+
+def wait_until_stored(database_url: str, expected: int, worker: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the worker has stored ``expected`` spooled mails in all."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"worker exited: {log.read_text()[-3000:]}")
+        waiting, stored = spool_backlog(database_url)
+        if stored >= expected:
+            return
+        if waiting == 0:
+            raise RuntimeError(f"only {stored} of {expected} mails were stored: see `flask mail-spool list`")
+        time.sleep(0.05)
+    raise RuntimeError("the worker did not finish in 10 minutes")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1000, help="messages per server per round")
@@ -190,7 +223,7 @@ def main() -> int:
     switchboard_port = int(env["SMTP_LISTEN"].rsplit(":", 1)[1])
     noop_port = free_port()
     bin_dir = Path(sys.executable).parent
-    logs = [workdir / "switchboard.log", workdir / "noop.log"]
+    logs = [workdir / "switchboard.log", workdir / "noop.log", workdir / "worker.log"]
     processes = []
     try:
         with open(logs[0], "wb") as log:
@@ -222,6 +255,16 @@ def main() -> int:
                     stderr=subprocess.STDOUT,
                 )
             )
+        with open(logs[2], "wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [str(bin_dir / "flask"), "--app", "wsgi", "worker"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         wait_for_smtp(switchboard_port, processes[0], logs[0])
         wait_for_smtp(noop_port, processes[1], logs[1])
 
@@ -230,26 +273,37 @@ def main() -> int:
         warmup, messages = messages[:20], messages[20:]
         send_all(noop_port, warmup)
         send_all(switchboard_port, warmup)
+        wait_until_stored(env["DATABASE_URL"], len(warmup), processes[2], logs[2])
         size = sum(len(raw) for _, raw in messages) / len(messages)
         print(
             f"{total} {args.profile} messages per server, {args.rounds} alternating rounds, mean size "
             f"{size / 1024:.1f} KiB, one SMTP connection, database {env['DATABASE_URL'].split(':', 1)[0]}"
         )
 
-        noop_seconds = switchboard_seconds = 0.0
+        noop_seconds = acknowledged_seconds = stored_seconds = 0.0
         for round_ in range(args.rounds):
             batch = messages[round_ * args.messages : (round_ + 1) * args.messages]
             noop_seconds += send_all(noop_port, batch)
-            switchboard_seconds += send_all(switchboard_port, batch)
+            started = time.perf_counter()
+            acknowledged_seconds += send_all(switchboard_port, batch)
+            wait_until_stored(env["DATABASE_URL"], len(warmup) + (round_ + 1) * len(batch), processes[2], logs[2])
+            stored_seconds += time.perf_counter() - started
 
         noop_rate = total / noop_seconds
-        switchboard_rate = total / switchboard_seconds
-        print(f"no-op aiosmtpd      : {noop_rate:8.1f} msg/s")
-        print(f"switchboard ingest  : {switchboard_rate:8.1f} msg/s  ({switchboard_seconds / total * 1000:.2f} ms/msg)")
-        ratio = switchboard_rate / noop_rate
-        print(f"ratio switchboard/no-op: {ratio:.2f} (target >= {TARGET})")
-        # The budget a design that stores before answering 250 has: at the target, everything it does per mail
-        # beyond the no-op's SMTP exchange must fit in the time that exchange takes.
+        acknowledged_rate = total / acknowledged_seconds
+        stored_rate = total / stored_seconds
+        print(f"no-op aiosmtpd            : {noop_rate:8.1f} msg/s")
+        print(
+            f"switchboard, acknowledged : {acknowledged_rate:8.1f} msg/s  "
+            f"({acknowledged_seconds / total * 1000:.2f} ms/msg)  ratio {acknowledged_rate / noop_rate:.2f}"
+        )
+        print(
+            f"switchboard, stored       : {stored_rate:8.1f} msg/s  "
+            f"({stored_seconds / total * 1000:.2f} ms/msg)  ratio {stored_rate / noop_rate:.2f}  (end to end)"
+        )
+        print(f"target: ratio >= {TARGET}")
+        # Why parsing waits for the worker: at the target, everything done before the 250 beyond the no-op's
+        # SMTP exchange must fit in the time that exchange takes.
         noop_ms = noop_seconds / total * 1000
         parse_ms = parse_cpu_ms(messages[: min(len(messages), 400)])
         print(

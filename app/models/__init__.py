@@ -8,6 +8,7 @@ from app.models.canned import CannedResponse
 from app.models.channel import Channel
 from app.models.conversation import Conversation
 from app.models.customer import Customer, CustomerIdentity
+from app.models.inbound_mail import InboundMail
 from app.models.message import Attachment, Message
 from app.models.report import ReportCell, ReportDirtyDay, ReportHourly, ReportState
 from app.models.topic import ConversationTopic, Topic
@@ -27,6 +28,7 @@ __all__ = [
     "ConversationTopic",
     "Customer",
     "CustomerIdentity",
+    "InboundMail",
     "Message",
     "ReportCell",
     "ReportDirtyDay",

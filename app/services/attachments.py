@@ -56,13 +56,14 @@ def read_bytes(sha256: str) -> bytes:
     return path_for(sha256).read_bytes()
 
 
-def stored_attachment(item: FileItem) -> Attachment:
-    """Store ``item``'s bytes and return the Attachment row that points at them (for the caller's message)."""
+def stored_attachment(item: FileItem, sha256: str | None = None) -> Attachment:
+    """Store ``item``'s bytes (unless ``sha256`` says they are stored) and return the Attachment row that
+    points at them (for the caller's message)."""
     return Attachment(
         filename=item.filename,
         content_type=item.content_type,
         size=len(item.data),
-        sha256=store_bytes(item.data),
+        sha256=sha256 or store_bytes(item.data),
         content_id=item.content_id,
         inline=item.inline,
     )

@@ -64,11 +64,17 @@ def ingest(inbound: InboundMessage, channel: Channel, *, now: dt.datetime | None
 
     ``now`` is the clock routing and timestamps use (the current time unless a caller replays history).
     """
+    # Files first, outside any transaction: on SQLite a transaction holds the write lock, and writing a mail's
+    # attachments must not keep other writers (the SMTP server spooling the next mail) waiting.
+    stored = _StoredFiles(
+        raw=files.store_bytes(inbound.raw) if inbound.raw is not None else None,
+        attachments=[files.store_bytes(item.data) for item in inbound.attachments],
+    )
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             # Optimistic first: redeliveries are rare, and the unique (channel, provider_id) constraint catches
             # them at the insert; only a retry pays for looking the provider id up first.
-            return _ingest_once(inbound, channel, now or utcnow(), check_duplicate=attempt > 1)
+            return _ingest_once(inbound, channel, now or utcnow(), stored, check_duplicate=attempt > 1)
         except IntegrityError:
             # A redelivery, or a concurrent ingest that created the same customer/identity first.
             db.session.rollback()
@@ -84,7 +90,15 @@ def find_duplicate(channel_kind: str, provider_id: str | None) -> Message | None
     return db.session.execute(_DUPLICATE, {"channel": channel_kind, "pid": provider_id}).scalar()
 
 
-def _ingest_once(inbound: InboundMessage, channel: Channel, now: dt.datetime, *, check_duplicate: bool) -> IngestResult:
+@dataclass(frozen=True, slots=True)
+class _StoredFiles:
+    raw: str | None  # SHA-256 of the raw source in the file store
+    attachments: list[str]  # SHA-256 of each attachment, in order
+
+
+def _ingest_once(
+    inbound: InboundMessage, channel: Channel, now: dt.datetime, stored: _StoredFiles, *, check_duplicate: bool
+) -> IngestResult:
     duplicate = find_duplicate(channel.kind, inbound.provider_id) if check_duplicate else None
     if duplicate is not None:
         conversation = db.session.get_one(Conversation, duplicate.conversation_id)
@@ -124,9 +138,9 @@ def _ingest_once(inbound: InboundMessage, channel: Channel, now: dt.datetime, *,
         created_at=inbound.received_at or now,
         attachments=[],  # known empty until added below: serialising it must not query for it
     )
-    if inbound.raw is not None:
-        message.raw_path = files.store_bytes(inbound.raw)
-    message.attachments.extend(files.stored_attachment(item) for item in inbound.attachments)
+    message.raw_path = stored.raw
+    pairs = zip(inbound.attachments, stored.attachments, strict=True)
+    message.attachments.extend(files.stored_attachment(item, sha256) for item, sha256 in pairs)
     db.session.add(message)
     db.session.flush()
 

@@ -10,15 +10,42 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from app.events import MAIL_SPOOLED, Event, publish
 from app.extensions import db
-from app.models import Channel, Message, utcnow
+from app.models import Channel, InboundMail, Message, utcnow
 from app.services import attachments as files
 from app.services.notify import delivery_changed
 
 # Mail servers look up every recipient of every message; the list of mailboxes changes rarely.
 ADDRESS_CACHE_SECONDS = 5.0
+
+
+# Every received mail runs this; built once (building a statement costs more than SQLite takes to run it).
+_SPOOL = insert(InboundMail).returning(InboundMail.id)
+
+
+def spool_mail(raw: bytes, mail_from: str | None, recipients: list[str]) -> int:
+    """Keep a mail that was just received (raw source on disk, a queued spool row), commit, return its id.
+
+    Once this returns the mail is safe, and the SMTP server may answer 250; the worker parses and ingests it.
+    """
+    now = utcnow()
+    values = {
+        "received_at": now,
+        "mail_from": mail_from,
+        "recipients": recipients,
+        "raw_sha256": files.store_bytes(raw),
+        "size": len(raw),
+        "status": "queued",
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+    inbound_mail_id = int(db.session.execute(_SPOOL, values).scalar_one())
+    publish(db.session, Event(MAIL_SPOOLED, {"inbound_mail_id": inbound_mail_id}, all_agents=False, private=True))
+    db.session.commit()
+    return inbound_mail_id
 
 
 def split_plus(address: str) -> tuple[str, str | None]:

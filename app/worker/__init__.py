@@ -1,7 +1,9 @@
-"""The background worker: the outbox, plus scheduled jobs, in a thread (embedded) or its own process.
+"""The background worker: the outbox, the inbound mail spool, plus scheduled jobs, in a thread (embedded) or
+its own process.
 
 Jobs are registered with ``schedule(name, every_seconds, func)``; each runs in an app context with its own
-session. The outbox wakes immediately when a reply is queued in this process, and polls for the rest.
+session. The worker wakes immediately when a reply is queued or a mail is spooled in this process, and polls
+for the rest (other processes' replies and mail).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from app.events import MESSAGE_CREATED, Event, domain_event
+from app.events import MAIL_SPOOLED, MESSAGE_CREATED, Event, domain_event
 from app.extensions import db
 from app.models import utcnow
 
@@ -40,11 +42,17 @@ def schedule(name: str, every_seconds: float, func: Callable[[], object]) -> Non
 def register_jobs(app: Flask) -> list[str]:
     """Schedule the periodic jobs; return their names."""
     from app.services.conversations import wake_snoozed_conversations
+    from app.worker.inbound_mail import prune_mail_spool
     from app.worker.jobs import evaluate_spikes, refresh_reports, retrain_suggestions, spike_interval_seconds
 
     config = app.config
     if db.dialect == "sqlite":
         schedule("sqlite-checkpoint", float(config.get("SQLITE_CHECKPOINT_SECONDS", 5)), db.checkpoint)
+    schedule(
+        "prune-mail-spool",
+        3600,
+        lambda: prune_mail_spool(float(config.get("MAIL_SPOOL_RETENTION_DAYS", 30))),
+    )
     schedule("wake-snoozed", float(config.get("SNOOZE_WAKE_SECONDS", 30)), lambda: wake_snoozed_conversations(utcnow()))
     schedule("refresh-reports", float(config.get("REPORTS_REFRESH_SECONDS", 60)), refresh_reports)
     schedule("evaluate-spikes", spike_interval_seconds(config), evaluate_spikes)
@@ -64,18 +72,26 @@ class Worker:
         domain_event.connect(self._on_event, weak=False)
 
     def _on_event(self, _sender: object, event: Event) -> None:
-        if event.name == MESSAGE_CREATED and event.payload.get("message", {}).get("delivery_status") == "queued":
+        if event.name == MAIL_SPOOLED or (
+            event.name == MESSAGE_CREATED and event.payload.get("message", {}).get("delivery_status") == "queued"
+        ):
             self.wake.set()
 
     def run_once(self) -> int:
-        """Deliver one batch of due outbox messages and run due jobs; return how many messages were handled."""
+        """Process one batch of spooled mail and of due outbox messages, and run due jobs; return how many
+        mails and messages were handled."""
+        from app.worker.inbound_mail import process_spooled_mail
         from app.worker.outbox import process_due
 
+        handled = 0
         with self.app.app_context():
-            try:
-                handled = process_due(self.app)
-            finally:
-                db.session.remove()
+            for step in (process_spooled_mail, process_due):
+                try:  # one failing step (the database briefly away) must not hold up the others
+                    handled += step(self.app)
+                except Exception:
+                    log.exception("worker step %s failed", step.__name__)
+                finally:
+                    db.session.remove()
             now = time.monotonic()
             for job in list(_JOBS.values()):
                 if now < job.next_run:

@@ -28,7 +28,7 @@ def _email_connector(config: dict[str, Any]) -> Connector:
 @click.option("--listen", default=None, help="host:port to listen on (default: SMTP_LISTEN)")
 @with_appcontext
 def smtp_server_command(listen: str | None) -> None:
-    """Receive mail for the email channels over SMTP until interrupted."""
+    """Receive mail for the email channels over SMTP until interrupted (a worker parses and stores it)."""
     import signal
     import threading
 

@@ -1,9 +1,12 @@
 """The inbound SMTP server: aiosmtpd in front of ingest.
 
 It accepts mail for the enabled email channels' addresses and their plus-addresses (``support+TOKEN@…``),
-answers 550 to any other recipient and 552 above the size limit, and says 250 only once the message is
-committed; when the database cannot take it, 451 makes the sender try again later, so nothing is lost.
-Parsing and ingest run in a thread pool: the event loop only speaks SMTP.
+answers 550 to any other recipient and 552 above the size limit, and says 250 only once the raw mail is
+spooled (on disk, and a committed ``inbound_mail`` row); when that fails, 451 makes the sender try again
+later, so nothing is lost. The worker parses and ingests spooled mail (``app.worker.inbound_mail``), as an
+MTA's queue or Rails' ActionMailbox do: parsing is most of a mail's cost, and a mail that cannot be parsed
+yet waits to be retried instead of being refused. Spooling runs in a thread pool: the event loop only
+speaks SMTP.
 
 ``start_smtp_server(app)`` serves SMTP_LISTEN in a background thread (embedded mode and ``flask
 smtp-server``); stop it with ``.stop()``.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -41,8 +45,20 @@ def parse_listen(value: str, default_port: int = 2525) -> tuple[str, int]:
     return host or "127.0.0.1", int(port or default_port)
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a spooled mail: ``stored`` (a message, or a delivery report applied) or ``rejected``."""
+
+    status: str
+    detail: str
+    message_id: int | None = None
+
+
 class MailReceiver:
-    """Turn one received mail into a stored message (or an applied bounce); runs in a worker thread."""
+    """Recipient checks and spooling for the SMTP server; parsing and ingest for the worker.
+
+    ``spool`` runs in the SMTP server's thread pool, before the 250; ``process`` runs in the worker, after it.
+    """
 
     def __init__(self, app: Flask) -> None:
         from app.services.mail import MailboxDirectory
@@ -62,33 +78,41 @@ class MailReceiver:
             finally:
                 db.session.remove()
 
-    def deliver(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> str:
-        """Store ``raw`` for the first of ``recipients`` that is ours; return the SMTP reply line."""
+    def spool(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> str:
+        """Keep ``raw`` for the worker and return the SMTP reply line: 250 only once it is committed."""
         with self.app.app_context():
             from app.extensions import db
+            from app.services.mail import spool_mail
 
             try:
-                return self._deliver(raw, mail_from, recipients)
-            except SQLAlchemyError:
-                db.session.rollback()
-                log.warning("database unavailable; asked the sender to retry", exc_info=True)
-                return TEMPFAIL
+                ours = [address for address in recipients if self.mailboxes.lookup(address)]
+                if not ours:
+                    # The mailbox was disabled between RCPT and the end of DATA.
+                    return "550 5.1.1 Recipient address rejected: no such mailbox here"
+                return f"250 2.0.0 Ok: queued as {spool_mail(raw, mail_from, ours)}"
             except Exception:
-                # A bug must not lose mail: the sender keeps it and retries, the traceback is in the log.
+                # The database or the disk cannot take it: the sender keeps the mail and retries.
                 db.session.rollback()
-                log.exception("storing a message failed; asked the sender to retry")
+                log.warning("spooling a message failed; asked the sender to retry", exc_info=True)
                 return TEMPFAIL
             finally:
                 db.session.remove()
 
-    def _deliver(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> str:
+    def process(self, raw: bytes, mail_from: str | None, recipients: list[str]) -> Outcome:
+        """Turn one spooled mail into a stored message or an applied bounce, or reject it with a reason.
+
+        Runs in an app context; errors other than a deliberate rejection propagate, so the worker retries.
+        """
+        from app.extensions import db
         from app.services.ingest import ingest
         from app.services.mail import record_bounce
 
         targets = [(address, found) for address in recipients if (found := self.mailboxes.lookup(address))]
+        own_addresses = self.mailboxes.channels()
+        # Parsing takes milliseconds: hold no transaction (on SQLite, the write lock) while it runs.
+        db.session.commit()
         if not targets:
-            # The mailbox was disabled between RCPT and the end of DATA.
-            return "550 5.1.1 Recipient address rejected: no such mailbox here"
+            return Outcome("rejected", "no such mailbox here (it was disabled after the mail arrived)")
         # One message per mail, even when it was sent to several of our addresses: prefer the one
         # carrying a reply token, it says which conversation the mail continues.
         address, (channel, token) = next(((a, f) for a, f in targets if f[1]), targets[0])
@@ -97,14 +121,14 @@ class MailReceiver:
                 raw,
                 recipient=address,
                 envelope_sender=mail_from,
-                own_addresses=self.mailboxes.channels(),
+                own_addresses=own_addresses,
                 inline_url=lambda sha256: INLINE_URL.format(sha256=sha256),
                 reply_token=token,
                 reply_languages=self.reply_languages,
             )
         except UnusableMessage as exc:
             log.info("rejected mail from %r to %s: %s", mail_from, address, exc)
-            return f"550 5.1.7 {exc}"
+            return Outcome("rejected", str(exc))
         if parsed.bounce is not None:
             bounce = parsed.bounce
             message = record_bounce(
@@ -117,9 +141,9 @@ class MailReceiver:
             )
             if message is None:
                 log.info("rejected a delivery report that matches no message we sent: %s", bounce.reason[:200])
-                return "550 5.1.1 Delivery report does not match any message sent from here"
+                return Outcome("rejected", "delivery report does not match any message sent from here")
             log.info("delivery report for message %s: %s %s", message.id, bounce.action, bounce.reason[:200])
-            return f"250 2.0.0 Delivery report recorded for message {message.id}"
+            return Outcome("stored", f"delivery report recorded for message {message.id}", message.id)
         assert parsed.inbound is not None
         result = ingest(parsed.inbound, channel)
         if parsed.inbound.automated:
@@ -129,7 +153,7 @@ class MailReceiver:
                 parsed.inbound.metadata["email"].get("automated_reason"),
             )
         state = "stored" if result.created else "already stored"
-        return f"250 2.0.0 Ok: {state} as message {result.message.id}"
+        return Outcome("stored", f"{state} as message {result.message.id}", result.message.id)
 
 
 class SmtpHandler:
@@ -161,7 +185,7 @@ class SmtpHandler:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                self.executor, self.receiver.deliver, bytes(raw or b""), envelope.mail_from, list(envelope.rcpt_tos)
+                self.executor, self.receiver.spool, bytes(raw or b""), envelope.mail_from, list(envelope.rcpt_tos)
             )
         except RuntimeError:  # the pool is shutting down with the server
             return TEMPFAIL

@@ -2,6 +2,10 @@
 
 Everything speaks real SMTP over sockets: the server under test is the one `flask smtp-server` runs, and
 the relay the outbox sends to is a local aiosmtpd that records what it receives (or refuses on demand).
+
+The server answers 250 once a mail is spooled; the worker parses and stores it afterwards. ``smtp_send``
+runs that worker step (``process_spooled_mail``) right after a 250, as the embedded worker would, and hands
+back the spool row the 250 named, so a test reads what became of its mail; ``process=False`` stops at the 250.
 """
 
 from __future__ import annotations
@@ -46,26 +50,111 @@ def release_session() -> None:
     db.session.close()
 
 
+_QUEUED_RE = re.compile(r"\bqueued as (\d+)\b")
+
+
+def queued_id(reply: str) -> int | None:
+    """The spool id a ``250 2.0.0 Ok: queued as N`` reply names, else None."""
+    found = _QUEUED_RE.search(reply)
+    return int(found.group(1)) if found else None
+
+
+def process_spool(app: Any = None) -> int:
+    """Run the worker's spool step once (one batch of due mail), as the embedded worker does; return how many."""
+    from flask import current_app
+
+    from app.worker.inbound_mail import process_spooled_mail
+
+    release_session()
+    try:
+        return process_spooled_mail(app if app is not None else current_app._get_current_object())
+    finally:
+        release_session()
+
+
+def drain_spool(app: Any = None) -> int:
+    """Process batches until no spooled mail is due (a backlog is longer than one batch); return how many."""
+    total = 0
+    while handled := process_spool(app):
+        total += handled
+    return total
+
+
+def load_spool(inbound_mail_id: int) -> Any:
+    """The spool row as the database holds it now, detached from the session (its attributes stay readable)."""
+    from app.extensions import db
+    from app.models import InboundMail
+
+    release_session()
+    row = db.session.get(InboundMail, inbound_mail_id, populate_existing=True)
+    release_session()
+    return row
+
+
 @dataclass
 class SmtpResult:
     code: int
     reply: str
-    stage: str  # "rcpt" or "data"
+    stage: str  # "mail", "rcpt" or "data"
+    # The spool row the 250 named, read after the worker step ran (or right after the 250 with process=False).
+    spool: Any = None
+
+    @property
+    def spool_id(self) -> int | None:
+        return queued_id(self.reply) if self.code == 250 else None
+
+    @property
+    def status(self) -> str | None:
+        """queued | processing | stored | rejected | failed, or None when nothing was spooled."""
+        return None if self.spool is None else str(self.spool.status)
+
+    @property
+    def outcome(self) -> str:
+        """What became of the mail ("stored as message N", the reason of a rejection, the error of a crash)."""
+        return "" if self.spool is None else str(self.spool.outcome or "")
+
+    @property
+    def attempts(self) -> int:
+        """How many times the worker took the mail up (1 when it was handled in one go)."""
+        return 0 if self.spool is None else int(self.spool.attempts)
+
+    @property
+    def message_id(self) -> int | None:
+        """The message the mail became (or, for a delivery report, the sent message it was applied to)."""
+        return None if self.spool is None else self.spool.message_id
 
 
 def smtp_send(
-    port: int, raw: bytes, *, mail_from: str = "anna@example.com", to: tuple[str, ...] = (MAILBOX,)
+    port: int,
+    raw: bytes,
+    *,
+    mail_from: str = "anna@example.com",
+    to: tuple[str, ...] = (MAILBOX,),
+    process: bool = True,
+    app: Any = None,
 ) -> SmtpResult:
-    """Send one mail over a fresh SMTP session; return the server's final answer (never raises on 4xx/5xx)."""
+    """Send one mail over a fresh SMTP session; return the server's final answer (never raises on 4xx/5xx).
+
+    After a 250 the spooled mail is processed (unless ``process=False``) and its spool row attached.
+    """
     release_session()
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-        return smtp_transaction(client, raw, mail_from=mail_from, to=to)
+        return smtp_transaction(client, raw, mail_from=mail_from, to=to, process=process, app=app)
 
 
 def smtp_transaction(
-    client: smtplib.SMTP, raw: bytes, *, mail_from: str = "anna@example.com", to: tuple[str, ...] = (MAILBOX,)
+    client: smtplib.SMTP,
+    raw: bytes,
+    *,
+    mail_from: str = "anna@example.com",
+    to: tuple[str, ...] = (MAILBOX,),
+    process: bool = True,
+    app: Any = None,
 ) -> SmtpResult:
-    """Run MAIL/RCPT/DATA on an open session (RSET first, so a session carries many mails)."""
+    """Run MAIL/RCPT/DATA on an open session (RSET first, so a session carries many mails).
+
+    A 250 must name the spool row it queued: the row is loaded (after one worker step unless ``process=False``).
+    """
     client.ehlo_or_helo_if_needed()
     client.rset()
     code, reply = client.mail(mail_from)
@@ -82,7 +171,15 @@ def smtp_transaction(
         code, reply = client.data(crlf(raw))
     except smtplib.SMTPDataError as exc:
         code, reply = exc.smtp_code, exc.smtp_error
-    return SmtpResult(code, reply.decode(errors="replace"), "data")
+    result = SmtpResult(code, reply.decode(errors="replace"), "data")
+    if code == 250:
+        inbound_mail_id = result.spool_id
+        assert inbound_mail_id is not None, f"a 250 must name the spool row: {result.reply!r}"
+        if process:
+            process_spool(app)
+        result.spool = load_spool(inbound_mail_id)
+        assert result.spool is not None, f"spool row {inbound_mail_id} is missing after {result.reply!r}"
+    return result
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""`flask smtp-server`: the command production runs, in its own process, against a real database."""
+"""`flask smtp-server`, `flask worker` and `flask mail-spool`: the commands production runs, each in its own
+process, against a real database. The SMTP server only spools; the worker stores what it spooled."""
 
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ from tests.conftest import ROOT, free_port
 from tests.email.conftest import MAILBOX, crlf
 
 
-def test_flask_smtp_server_receives_and_stores_mail_until_terminated(tmp_path: Path):
+def _query(database_url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql)).all()]
+    finally:
+        engine.dispose()
+
+
+def test_flask_smtp_server_spools_mail_until_terminated_and_flask_worker_stores_it(tmp_path: Path):
     database_url = f"sqlite:///{tmp_path / 'cli.db'}"
     env = {
         **os.environ,
@@ -35,6 +45,12 @@ def test_flask_smtp_server_receives_and_stores_mail_until_terminated(tmp_path: P
     assert prepared.returncode == 0, prepared.stderr[-3000:]
     port = free_port()
     flask = str(Path(sys.executable).parent / "flask")
+
+    def run_flask(*args: str) -> str:
+        done = subprocess.run([flask, "--app", "wsgi", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
     server = subprocess.Popen(
         [flask, "--app", "wsgi", "smtp-server", "--listen", f"127.0.0.1:{port}"],
         cwd=ROOT,
@@ -54,14 +70,44 @@ def test_flask_smtp_server_receives_and_stores_mail_until_terminated(tmp_path: P
                 time.sleep(0.1)
         with client:
             mail = crlf(b"From: Anna <anna@example.com>\nSubject: Hello\nMessage-ID: <cli-1@example.com>\n\nHi!\n")
-            assert client.sendmail("anna@example.com", [MAILBOX], mail) == {}
+            client.ehlo()
+            assert client.mail("anna@example.com")[0] == 250
+            assert client.rcpt(MAILBOX)[0] == 250
+            assert client.data(mail) == (250, b"2.0.0 Ok: queued as 1")
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
     finally:
         if server.poll() is None:
             server.kill()
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        stored = connection.execute(text("SELECT message_id_header, text FROM messages")).all()
-    engine.dispose()
-    assert [tuple(row) for row in stored] == [("<cli-1@example.com>", "Hi!")]
+
+    # The server spooled it and stored nothing; `flask mail-spool list` shows it waiting.
+    assert _query(database_url, "SELECT id, status, mail_from FROM inbound_mail") == [(1, "queued", "anna@example.com")]
+    assert _query(database_url, "SELECT id FROM messages") == []
+    [listed] = run_flask("mail-spool", "list").splitlines()
+    assert listed.split("\t")[0] == "1"
+    assert listed.split("\t")[2:5] == ["queued", "0", "anna@example.com"]
+
+    # `flask worker` (another process, as production runs it) finds it in the spool and stores it.
+    worker = subprocess.Popen(
+        [flask, "--app", "wsgi", "worker"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _query(database_url, "SELECT id FROM messages"):
+            assert worker.poll() is None, worker.stdout.read() if worker.stdout else ""
+            assert time.monotonic() < deadline, "flask worker did not store the spooled mail"
+            time.sleep(0.2)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    stored = _query(database_url, "SELECT id, message_id_header, text FROM messages")
+    assert [row[1:] for row in stored] == [("<cli-1@example.com>", "Hi!")]
+    assert _query(database_url, "SELECT status, attempts, outcome, message_id FROM inbound_mail") == [
+        ("stored", 1, f"stored as message {stored[0][0]}", stored[0][0])
+    ]
+    [listed] = run_flask("mail-spool", "list", "--status", "stored").splitlines()
+    assert listed.split("\t")[2:] == ["stored", "1", "anna@example.com", f"stored as message {stored[0][0]}"]
+    assert run_flask("mail-spool", "list", "--status", "queued") == ""

@@ -15,7 +15,7 @@ from tests.email.test_threading_round_trip import agent_reply, customer_mail, re
 
 def test_agents_download_the_raw_source_of_an_email(smtp_server: Any, agent_client: Any):
     raw = fixture_bytes("polish_reply.eml")
-    assert smtp_send(smtp_server.port, raw, mail_from="pawel@example.pl").code == 250
+    assert smtp_send(smtp_server.port, raw, mail_from="pawel@example.pl").status == "stored"
     release_session()
     message = db.session.scalars(select(Message)).one()
 
@@ -29,7 +29,10 @@ def test_agents_download_the_raw_source_of_an_email(smtp_server: Any, agent_clie
 
 
 def test_inline_images_are_served_with_their_type_and_safe_headers(smtp_server: Any, agent_client: Any):
-    assert smtp_send(smtp_server.port, fixture_bytes("html_inline_image.eml"), mail_from="ola@example.com").code == 250
+    assert (
+        smtp_send(smtp_server.port, fixture_bytes("html_inline_image.eml"), mail_from="ola@example.com").status
+        == "stored"
+    )
     release_session()
     logo = db.session.scalars(select(Attachment).where(Attachment.filename == "logo.png")).one()
     message = db.session.get_one(Message, logo.message_id)
@@ -47,7 +50,10 @@ def test_inline_images_are_served_with_their_type_and_safe_headers(smtp_server: 
 def test_unknown_files_are_404_and_anonymous_visitors_get_nothing(
     smtp_server: Any, agent_client: Any, anon_client: Any
 ):
-    assert smtp_send(smtp_server.port, fixture_bytes("html_inline_image.eml"), mail_from="ola@example.com").code == 250
+    assert (
+        smtp_send(smtp_server.port, fixture_bytes("html_inline_image.eml"), mail_from="ola@example.com").status
+        == "stored"
+    )
     release_session()
     message = db.session.scalars(select(Message)).one()
     logo = db.session.scalars(select(Attachment).where(Attachment.filename == "logo.png")).one()
@@ -65,7 +71,7 @@ def test_the_bounce_report_of_a_failed_reply_can_be_downloaded(
     first = receive(smtp_server, customer_mail())
     sent, _ = agent_reply(app, relay, first.conversation_id, "It ships tomorrow.")
     report = dsn(sent.message_id_header or "")
-    assert smtp_send(smtp_server.port, report, mail_from="").code == 250
+    assert smtp_send(smtp_server.port, report, mail_from="").status == "stored"
 
     response = agent_client.get(f"/api/v1/messages/{sent.id}/bounce")
 
@@ -75,7 +81,10 @@ def test_the_bounce_report_of_a_failed_reply_can_be_downloaded(
 
 
 def test_attachments_download_and_images_show_inline(smtp_server: Any, agent_client: Any, anon_client: Any):
-    assert smtp_send(smtp_server.port, fixture_bytes("html_inline_image.eml"), mail_from="ola@example.com").code == 250
+    assert (
+        smtp_send(smtp_server.port, fixture_bytes("html_inline_image.eml"), mail_from="ola@example.com").status
+        == "stored"
+    )
     release_session()
     by_name = {a.filename: a for a in db.session.scalars(select(Attachment))}
     message = db.session.get_one(Message, by_name["logo.png"].message_id)

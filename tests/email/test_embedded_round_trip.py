@@ -1,7 +1,8 @@
 """The product as shipped: gunicorn in embedded mode runs the SMTP listener and the outbox worker in-process.
 
-A customer's mail arrives over SMTP, an agent answers through the REST API, the embedded worker hands the
-reply to the relay (a local sink), and the customer's answer to that mail lands in the same conversation.
+A customer's mail arrives over SMTP and is spooled, the embedded worker (woken by the spooling) stores it, an
+agent answers through the REST API, the embedded worker hands the reply to the relay (a local sink), and the
+customer's answer to that mail lands in the same conversation.
 """
 
 from __future__ import annotations
@@ -63,8 +64,11 @@ def test_embedded_mode_mail_in_reply_out_answer_threads(tmp_path: Path, sink: Re
                 assert client.sendmail("anna@example.com", [to], raw) == {}
 
         send(customer_mail(body="Where is my parcel?"))
-        inbox = http.get(f"{server.url}/api/v1/conversations").json()["items"]
-        [conversation] = inbox  # stored before the 250 came back
+        # The 250 means "spooled"; the embedded worker stores it right after.
+        inbox = eventually(
+            lambda: http.get(f"{server.url}/api/v1/conversations").json()["items"], "the embedded worker storing it"
+        )
+        [conversation] = inbox
         reply = http.post(
             f"{server.url}/api/v1/conversations/{conversation['id']}/messages",
             json={"body": "It ships tomorrow.", "channel": "email"},
@@ -77,7 +81,11 @@ def test_embedded_mode_mail_in_reply_out_answer_threads(tmp_path: Path, sink: Re
         reply_to = ours["Reply-To"].addresses[0].addr_spec
         send(answer_to(received, "Great, thanks!"), to=reply_to)
 
-        messages = http.get(f"{server.url}/api/v1/conversations/{conversation['id']}/messages").json()["items"]
+        def thread() -> list[Any]:
+            items = http.get(f"{server.url}/api/v1/conversations/{conversation['id']}/messages").json()["items"]
+            return items if len(items) == 3 else []
+
+        messages = eventually(thread, "the embedded worker storing the answer")
         assert [(m["direction"], m["text"]) for m in messages] == [
             ("in", "Where is my parcel?"),
             ("out", "It ships tomorrow."),

@@ -40,11 +40,13 @@ def customer_mail(
 
 
 def receive(server: Any, raw: bytes, *, mail_from: str = "anna@example.com", to: str = MAILBOX) -> Message:
+    """Send ``raw`` over SMTP, let the worker process it, and return the message it became."""
     result = smtp_send(server.port, raw, mail_from=mail_from, to=(to,))
     assert result.code == 250, result
+    assert result.status == "stored", result
+    assert result.outcome == f"stored as message {result.message_id}", result
     release_session()
-    message = db.session.scalars(select(Message).order_by(Message.id.desc()).limit(1)).one()
-    return message
+    return db.session.get_one(Message, result.message_id)
 
 
 def open_conversation(customer_id: int) -> int:
@@ -216,7 +218,8 @@ def test_a_bounce_marks_the_sent_reply_failed_with_the_reason_and_opens_no_conve
     result = smtp_send(smtp_server.port, dsn(sent.message_id_header or ""), mail_from="")
 
     assert result.code == 250
-    assert f"message {sent.id}" in result.reply
+    assert (result.status, result.outcome) == ("stored", f"delivery report recorded for message {sent.id}")
+    assert result.message_id == sent.id
     release_session()
     bounced = db.session.get_one(Message, sent.id)
     assert bounced.delivery_status == "failed"
@@ -228,13 +231,18 @@ def test_a_bounce_marks_the_sent_reply_failed_with_the_reason_and_opens_no_conve
     assert db.session.scalar(select(Message).where(Message.id > sent.id)) is None  # nothing else stored
 
 
-def test_a_bounce_for_mail_we_never_sent_is_refused_and_stores_nothing(smtp_server: Any):
+def test_a_bounce_for_mail_we_never_sent_is_rejected_and_stores_nothing(app: Any, smtp_server: Any, relay: RelaySink):
+    first = receive(smtp_server, customer_mail())
+    sent, _ = agent_reply(app, relay, first.conversation_id, "It ships tomorrow.")
+
     result = smtp_send(smtp_server.port, dsn("<someone-else@example.org>"), mail_from="")
 
-    assert result.code == 550
-    assert "does not match any message sent from here" in result.reply
+    assert result.code == 250  # spooled; what became of it is on the spool row
+    assert (result.status, result.outcome) == ("rejected", "delivery report does not match any message sent from here")
+    assert result.message_id is None
     release_session()
-    assert db.session.scalars(select(Message)).all() == []
+    assert db.session.scalars(select(Message.id).order_by(Message.id)).all() == [first.id, sent.id]
+    assert db.session.get_one(Message, sent.id).delivery_status == "sent"  # our real mail is untouched
 
 
 def test_a_relay_4xx_keeps_the_reply_queued_and_a_5xx_fails_it_with_the_relays_reason(
