@@ -99,15 +99,9 @@ def mail_spool_group() -> None:
 @with_appcontext
 def mail_spool_list_command(status: str | None, limit: int) -> None:
     """List spooled mail, newest first (all statuses unless --status)."""
-    from sqlalchemy import select
+    from app.services.mail import list_spooled_mail
 
-    from app.extensions import db
-    from app.models import InboundMail
-
-    query = select(InboundMail).order_by(InboundMail.id.desc()).limit(limit)
-    if status:
-        query = query.where(InboundMail.status == status)
-    for row in db.session.scalars(query):
+    for row in list_spooled_mail(status, limit=limit):
         click.echo(
             f"{row.id}\t{row.received_at:%Y-%m-%d %H:%M:%S}\t{row.status}\t{row.attempts}\t"
             f"{row.mail_from or '<>'}\t{row.outcome or ''}"
@@ -119,9 +113,9 @@ def mail_spool_list_command(status: str | None, limit: int) -> None:
 @with_appcontext
 def mail_spool_retry_command(ids: tuple[int, ...]) -> None:
     """Queue failed mail (these ids, or every failed one) for the worker again."""
-    from app.worker.inbound_mail import retry_mail
+    from app.services.mail import retry_spooled_mail
 
-    count = retry_mail(list(ids) if ids else None)
+    count = len(retry_spooled_mail(list(ids) if ids else None))
     click.echo(f"queued {count} failed mail(s) again")
 
 

@@ -23,6 +23,7 @@ MODULES: tuple[str, ...] = (
     "app.api.forms",
     "app.api.sms",
     "app.api.calls",
+    "app.api.inbound_mail",
 )
 
 

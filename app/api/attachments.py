@@ -26,7 +26,7 @@ _FILE_HEADERS = {
 }
 
 
-def _stored_file(sha256: str, *, mimetype: str, download_name: str, as_attachment: bool) -> Response:
+def stored_file(sha256: str, *, mimetype: str, download_name: str, as_attachment: bool) -> Response:
     try:
         path = files.path_for(sha256)
     except ValueError:
@@ -42,7 +42,7 @@ def _stored_file(sha256: str, *, mimetype: str, download_name: str, as_attachmen
 def attachment_response(attachment: Attachment) -> Response:
     """Send a stored attachment safely: raster images inline, anything else as a sandboxed download."""
     inline = attachment.content_type.lower() in INLINE_TYPES
-    return _stored_file(
+    return stored_file(
         attachment.sha256,
         mimetype=attachment.content_type if inline else "application/octet-stream",
         download_name=attachment.filename,
@@ -69,7 +69,7 @@ def raw_source(message_id: int) -> Any:
     message = db.session.get(Message, message_id)
     if message is None or not message.raw_path:
         raise not_found("raw source")
-    return _stored_file(
+    return stored_file(
         message.raw_path, mimetype="message/rfc822", download_name=f"message-{message.id}.eml", as_attachment=True
     )
 
@@ -83,7 +83,7 @@ def bounce_report(message_id: int) -> Any:
     report = (message.meta or {}).get("bounce") if message is not None else None
     if not report or not report.get("raw_sha256"):
         raise not_found("bounce report")
-    return _stored_file(
+    return stored_file(
         report["raw_sha256"],
         mimetype="message/rfc822",
         download_name=f"message-{message_id}-bounce.eml",

@@ -14,8 +14,9 @@ from sqlalchemy import insert, select
 
 from app.events import MAIL_SPOOLED, Event, publish
 from app.extensions import db
-from app.models import Channel, InboundMail, Message, utcnow
+from app.models import AuditLog, Channel, InboundMail, Message, utcnow
 from app.services import attachments as files
+from app.services.errors import NotFound
 from app.services.notify import delivery_changed
 
 # Mail servers look up every recipient of every message; the list of mailboxes changes rarely.
@@ -46,6 +47,43 @@ def spool_mail(raw: bytes, mail_from: str | None, recipients: list[str]) -> int:
     publish(db.session, Event(MAIL_SPOOLED, {"inbound_mail_id": inbound_mail_id}, all_agents=False, private=True))
     db.session.commit()
     return inbound_mail_id
+
+
+def list_spooled_mail(status: str | None = None, *, limit: int = 50, before_id: int | None = None) -> list[InboundMail]:
+    """Spooled mail, newest first (``status`` to filter; ``before_id`` for the next page)."""
+    query = select(InboundMail).order_by(InboundMail.id.desc()).limit(limit)
+    if status:
+        query = query.where(InboundMail.status == status)
+    if before_id is not None:
+        query = query.where(InboundMail.id < before_id)
+    return list(db.session.scalars(query))
+
+
+def get_spooled_mail(inbound_mail_id: int) -> InboundMail:
+    row = db.session.get(InboundMail, inbound_mail_id)
+    if row is None:
+        raise NotFound(f"spooled mail {inbound_mail_id} not found")
+    return row
+
+
+def retry_spooled_mail(inbound_mail_ids: list[int] | None = None, *, actor_id: int | None = None) -> list[int]:
+    """Queue failed spooled mail (these ids, or all failed) for the worker again; return the ids queued."""
+    query = select(InboundMail).where(InboundMail.status == "failed")
+    if inbound_mail_ids is not None:
+        query = query.where(InboundMail.id.in_(inbound_mail_ids))
+    rows = db.session.scalars(query).all()
+    now = utcnow()
+    for row in rows:
+        row.status = "queued"
+        row.attempts = 0
+        row.next_attempt_at = now
+        db.session.add(
+            AuditLog(actor_id=actor_id, action="inbound_mail.retried", target_type="inbound_mail", target_id=row.id)
+        )
+    if rows:
+        publish(db.session, Event(MAIL_SPOOLED, {"inbound_mail_id": rows[0].id}, all_agents=False, private=True))
+    db.session.commit()
+    return [row.id for row in rows]
 
 
 def split_plus(address: str) -> tuple[str, str | None]:

@@ -5,7 +5,7 @@ into a message. Rows are claimed in arrival order (a reply must not overtake the
 lease, as the outbox does: if the process dies mid-way, the row becomes due again when the lease runs out,
 and ingest's idempotency (the Message-ID is the provider id) makes the second pass store nothing twice. A
 mail that fails for any reason but a deliberate rejection is retried with backoff, then kept as ``failed``
-with its raw source, for an admin to retry after the fix (``flask mail-spool retry``).
+with its raw source, for an admin to retry after the fix (``flask mail-spool retry``, or the API).
 """
 
 from __future__ import annotations
@@ -163,18 +163,3 @@ def prune_mail_spool(retention_days: float, now: dt.datetime | None = None) -> i
     )
     db.session.commit()
     return int(result.rowcount or 0)
-
-
-def retry_mail(inbound_mail_ids: list[int] | None = None) -> int:
-    """Queue failed spooled mail (these ids, or all failed) for another round; return how many."""
-    query = select(InboundMail).where(InboundMail.status == "failed")
-    if inbound_mail_ids is not None:
-        query = query.where(InboundMail.id.in_(inbound_mail_ids))
-    rows = db.session.scalars(query).all()
-    now = utcnow()
-    for row in rows:
-        row.status = "queued"
-        row.attempts = 0
-        row.next_attempt_at = now
-    db.session.commit()
-    return len(rows)

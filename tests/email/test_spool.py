@@ -161,11 +161,11 @@ def test_a_crash_while_processing_puts_the_mail_back_in_the_queue_with_the_error
     assert row.processed_at is not None
 
 
-@pytest.mark.parametrize("retry", ["retry_mail", "flask mail-spool retry"])
+@pytest.mark.parametrize("retry", ["retry_spooled_mail", "flask mail-spool retry"])
 def test_after_the_last_attempt_the_mail_is_failed_with_nothing_half_stored_until_an_admin_retries_it(
     app: Any, smtp_server: Any, monkeypatch: pytest.MonkeyPatch, retry: str
 ):
-    from app.worker.inbound_mail import retry_mail
+    from app.services.mail import retry_spooled_mail
 
     app.config["MAIL_SPOOL_MAX_ATTEMPTS"] = 3
     raw = customer_mail()
@@ -204,9 +204,9 @@ def test_after_the_last_attempt_the_mail_is_failed_with_nothing_half_stored_unti
 
     # The bug is fixed; the admin retries.
     release_session()
-    if retry == "retry_mail":
-        assert retry_mail([inbound_mail_id + 99]) == 0  # other ids are left alone
-        assert retry_mail([inbound_mail_id]) == 1
+    if retry == "retry_spooled_mail":
+        assert retry_spooled_mail([inbound_mail_id + 99]) == []  # other ids are left alone
+        assert retry_spooled_mail([inbound_mail_id]) == [inbound_mail_id]
     else:
         retried = cli.invoke(args=["mail-spool", "retry"])  # every failed mail
         assert retried.exit_code == 0, retried.output
@@ -214,7 +214,7 @@ def test_after_the_last_attempt_the_mail_is_failed_with_nothing_half_stored_unti
     requeued = load_spool(inbound_mail_id)
     assert (requeued.status, requeued.attempts) == ("queued", 0)
     assert requeued.next_attempt_at <= utcnow()
-    assert retry_mail() == 0  # nothing is failed any more
+    assert retry_spooled_mail() == []  # nothing is failed any more
 
     assert process_spool(app) == 1
 
