@@ -123,6 +123,31 @@ export interface TopicReport {
   }
 }
 
+export type InboundMailStatus = 'queued' | 'processing' | 'stored' | 'rejected' | 'failed'
+
+/** One mail accepted over SMTP and what became of it (``inbound_mail_dict`` in app/api/inbound_mail.py). */
+export interface InboundMail {
+  id: number
+  received_at: string
+  /** The envelope sender: "<>" (or nothing) for bounces. */
+  mail_from: string | null
+  recipients: string[]
+  size: number
+  status: InboundMailStatus
+  attempts: number
+  next_attempt_at: string | null
+  /** The stored message or bounce, or why it was refused or failed (the server's words, in English). */
+  outcome: string | null
+  message_id: number | null
+  processed_at: string | null
+}
+
+/** The spool pages by id, not by cursor: ``next_before`` is null on the last page. */
+export interface InboundMailPage {
+  items: InboundMail[]
+  next_before: number | null
+}
+
 type Items<T> = { items: T[] }
 
 function list<T>(data: Items<T> | T[]): T[] {
@@ -204,6 +229,19 @@ export const api = {
   patchCanned: (id: number, patch: Partial<Pick<CannedResponse, 'shortcut' | 'title' | 'body'>>) =>
     http.patch<CannedResponse>(`/canned-responses/${id}`, patch),
   deleteCanned: (id: number) => http.delete<unknown>(`/canned-responses/${id}`),
+
+  /** Mail accepted over SMTP, newest first (admins); ``before`` is the previous page's ``next_before``. */
+  inboundMail: (status: InboundMailStatus | 'all', before?: number | null, limit = 50) =>
+    http.get<InboundMailPage>('/inbound-mail', {
+      status: status === 'all' ? undefined : status,
+      before: before ?? undefined,
+      limit,
+    }),
+  inboundMailItem: (id: number) => http.get<InboundMail>(`/inbound-mail/${id}`),
+  /** A link, not a call: the browser downloads the .eml with the session cookie. */
+  inboundMailRawUrl: (id: number) => `${http.base}/inbound-mail/${id}/raw`,
+  /** Queue a failed mail for the worker again; 409 ``not_failed`` for any other status. */
+  retryInboundMail: (id: number) => http.post<InboundMail>(`/inbound-mail/${id}/retry`),
 
   topicReport: (query: ReportQuery) => http.get<TopicReport>('/reports/topics', { ...query }),
   alerts: async () => list(await http.get<Items<Alert> | Alert[]>('/alerts')),

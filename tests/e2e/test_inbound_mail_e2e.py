@@ -1,0 +1,102 @@
+"""The admin's view of the inbound mail spool in real Chromium, against a server whose SMTP listener is live.
+
+Mail goes in over real SMTP; the embedded worker stores or rejects it; the admin finds both in the console.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import LiveServer, free_port
+from tests.e2e.conftest import Backend, log_in
+
+pytestmark = pytest.mark.e2e
+
+MAILBOX = "support@e2e.example.com"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, console_built: Path) -> Iterator[LiveServer]:
+    """A live server with its SMTP listener on (the other e2e modules run without one)."""
+    smtp_port = free_port()
+    live = LiveServer(
+        tmp_path_factory.mktemp("e2e-mail"), WEB_THREADS="32", EMBEDDED_SMTP="1", SMTP_LISTEN=f"127.0.0.1:{smtp_port}"
+    ).start()
+    live.smtp_port = smtp_port  # type: ignore[attr-defined]
+    yield live
+    live.stop()
+
+
+def send(port: int, mail_from: str, raw: bytes) -> str:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo()
+        client.mail(mail_from)
+        client.rcpt(MAILBOX)
+        code, reply = client.data(raw)
+    assert code == 250, reply
+    return reply.decode()
+
+
+def wait_for_spool(backend: Backend, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        items = backend.admin.get(backend.url("/api/v1/inbound-mail")).json()["items"]
+        if len(items) >= count and all(item["status"] in ("stored", "rejected") for item in items):
+            return items
+        time.sleep(0.2)
+    raise AssertionError(f"the worker did not process the spooled mail: {items}")
+
+
+def test_the_admin_sees_stored_and_rejected_mail_in_the_console(
+    new_page: Any, backend: Backend, server: LiveServer, artifacts: Path
+) -> None:
+    created = backend.admin.post(
+        backend.url("/api/v1/channels"), json={"kind": "email", "name": "Support", "address": MAILBOX}
+    )
+    created.raise_for_status()
+    admin = backend.create_user("Ada Admin", "ada@example.com", role="admin")
+
+    mail = EmailMessage()
+    mail["From"] = "Anna Nowak <anna@example.com>"
+    mail["To"] = MAILBOX
+    mail["Subject"] = "Where is my parcel?"
+    mail["Message-ID"] = "<e2e-parcel@example.com>"
+    mail.set_content("Hello, where is my parcel?")
+    send(server.smtp_port, "anna@example.com", mail.as_bytes())  # type: ignore[attr-defined]
+    report = (
+        b"From: MAILER-DAEMON@mx.example.org\r\nTo: " + MAILBOX.encode() + b"\r\nSubject: Undelivered Mail\r\n"
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n--b\r\n"
+        b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+        b"Final-Recipient: rfc822; nobody@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n--b\r\n"
+        b"Content-Type: text/rfc822-headers\r\n\r\nMessage-ID: <never-sent-by-us@example.org>\r\n--b--\r\n"
+    )
+    send(server.smtp_port, "", report)  # type: ignore[attr-defined]
+    stored, rejected = sorted(wait_for_spool(backend, 2), key=lambda item: item["id"])
+    assert (stored["status"], rejected["status"]) == ("stored", "rejected")
+
+    page = new_page()
+    log_in(page, admin["email"], admin["password"])
+    page.goto("/app/admin/inbound")
+    section = page.get_by_test_id("inbound-mail")
+    expect(section.get_by_text("No failed mail")).to_be_visible()  # the filter starts on failed mail
+
+    section.get_by_label("Status").select_option("all")
+    table = section.get_by_role("table", name="Inbound mail")
+    stored_row = table.get_by_role("row").filter(has_text="anna@example.com")
+    expect(stored_row).to_contain_text(f"stored as message {stored['message_id']}")
+    rejected_row = table.get_by_role("row").filter(has_text="Bounce (null sender)")
+    expect(rejected_row).to_contain_text("delivery report does not match any message sent from here")
+    expect(rejected_row.get_by_role("link", name=f"Raw source of mail {rejected['id']}")).to_have_attribute(
+        "href", f"/api/v1/inbound-mail/{rejected['id']}/raw"
+    )
+    expect(table.get_by_role("button", name="Retry")).to_have_count(0)  # nothing failed, nothing to retry
+    page.screenshot(path=artifacts / "10-admin-inbound-mail.png")
