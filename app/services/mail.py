@@ -126,6 +126,16 @@ class MailboxDirectory:
         channel = self.channels().get(base)
         return None if channel is None else (channel, token)
 
+    def fresh_accepts(self, address: str) -> bool | None:
+        """Whether we accept mail for ``address``, from the cache alone; None when the cache is stale.
+
+        Lets the SMTP server answer RCPT without a thread hop or a database session most of the time.
+        """
+        with self._lock:
+            if time.monotonic() - self._loaded_at > self.ttl:
+                return None
+            return split_plus(address)[0] in self._channels
+
     def forget(self) -> None:
         with self._lock:
             self._loaded_at = float("-inf")

@@ -168,7 +168,9 @@ class SmtpHandler:
     ) -> str:
         loop = asyncio.get_running_loop()
         try:
-            ours = await loop.run_in_executor(self.executor, self.receiver.accepts, address)
+            ours = self.receiver.mailboxes.fresh_accepts(address)
+            if ours is None:  # the mailbox cache is stale: refresh it from the database, off the event loop
+                ours = await loop.run_in_executor(self.executor, self.receiver.accepts, address)
         except Exception as exc:  # the database is down (or a bug): the sender must keep the mail and retry
             log.warning("cannot check recipient %s: %r", address, exc, exc_info=not isinstance(exc, SQLAlchemyError))
             return "451 4.3.0 Temporary failure checking the recipient, please try again later"

@@ -323,3 +323,25 @@ def test_smtp_listen_values(value: str, expected: tuple[str, int]):
     from connectors.email.server import parse_listen
 
     assert parse_listen(value) == expected
+
+
+def test_rcpt_is_answered_from_a_fresh_mailbox_cache_and_checks_the_database_when_it_is_stale(
+    smtp_server: Any, monkeypatch: pytest.MonkeyPatch
+):
+    receiver = smtp_server.handler.receiver
+    checked: list[str] = []
+    real_accepts = receiver.accepts
+
+    def counting_accepts(address: str) -> bool:
+        checked.append(address)
+        return real_accepts(address)
+
+    monkeypatch.setattr(receiver, "accepts", counting_accepts)
+    receiver.mailboxes.forget()  # stale: the first RCPT reads the mailboxes from the database
+    assert smtp_send(smtp_server.port, SIMPLE, process=False).code == 250
+    assert checked == [MAILBOX]
+    # Fresh now: the next RCPTs are answered from the cache, accepted or refused, without a database session.
+    assert smtp_send(smtp_server.port, SIMPLE.replace(b"simple-1", b"simple-2"), process=False).code == 250
+    refused = smtp_send(smtp_server.port, SIMPLE, to=("sales@support.example.com",), process=False)
+    assert (refused.code, refused.stage) == (550, "rcpt")
+    assert checked == [MAILBOX]
