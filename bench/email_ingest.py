@@ -230,51 +230,20 @@ def main() -> int:
     noop_port = free_port()
     bin_dir = Path(sys.executable).parent
     logs = [workdir / "switchboard.log", workdir / "noop.log", workdir / "worker.log"]
-    processes = []
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        with open(log_path, "wb") as log:
+            processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        return processes[-1]
+
+    def start_worker() -> subprocess.Popen[bytes]:
+        return spawn([str(bin_dir / "flask"), "--app", "wsgi", "worker"], logs[2])
+
     try:
-        with open(logs[0], "wb") as log:
-            processes.append(
-                subprocess.Popen(
-                    [str(bin_dir / "flask"), "--app", "wsgi", "smtp-server"],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        with open(logs[1], "wb") as log:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "aiosmtpd",
-                        "-n",
-                        "-c",
-                        "aiosmtpd.handlers.Sink",
-                        "-l",
-                        f"127.0.0.1:{noop_port}",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-
-        def start_worker() -> subprocess.Popen[bytes]:
-            with open(logs[2], "wb") as log:
-                processes.append(
-                    subprocess.Popen(
-                        [str(bin_dir / "flask"), "--app", "wsgi", "worker"],
-                        cwd=ROOT,
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-            return processes[-1]
-
+        spawn([str(bin_dir / "flask"), "--app", "wsgi", "smtp-server"], logs[0])
+        noop = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{noop_port}"]
+        spawn(noop, logs[1])
         worker = None if args.worker_after else start_worker()
         wait_for_smtp(switchboard_port, processes[0], logs[0])
         wait_for_smtp(noop_port, processes[1], logs[1])

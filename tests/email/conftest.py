@@ -91,6 +91,19 @@ def load_spool(inbound_mail_id: int) -> Any:
     return row
 
 
+def update_spool(inbound_mail_id: int, **values: Any) -> None:
+    """Put a spool row in the state a test needs (what a worker, a crash or the clock would have left)."""
+    from sqlalchemy import update
+
+    from app.extensions import db
+    from app.models import InboundMail
+
+    release_session()
+    db.session.execute(update(InboundMail).where(InboundMail.id == inbound_mail_id).values(**values))
+    db.session.commit()
+    release_session()
+
+
 @dataclass
 class SmtpResult:
     code: int

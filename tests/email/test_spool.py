@@ -20,7 +20,15 @@ from sqlalchemy import func, select, update
 from app.extensions import db
 from app.models import Attachment, Conversation, Customer, CustomerIdentity, InboundMail, Message, utcnow
 from app.services import attachments as files
-from tests.email.conftest import MAILBOX, crlf, load_spool, process_spool, release_session, smtp_send
+from tests.email.conftest import (
+    MAILBOX,
+    crlf,
+    load_spool,
+    process_spool,
+    release_session,
+    smtp_send,
+    update_spool,
+)
 from tests.email.test_loopguard_and_bounces import dsn
 from tests.email.test_threading_round_trip import customer_mail, open_conversation, receive
 
@@ -39,13 +47,7 @@ def messages() -> list[Message]:
 
 def make_due(inbound_mail_id: int, **values: Any) -> None:
     """Let time pass for a spooled mail: its backoff (or lease) has run out; ``values`` change it further."""
-    release_session()
-    past = utcnow() - dt.timedelta(seconds=1)
-    db.session.execute(
-        update(InboundMail).where(InboundMail.id == inbound_mail_id).values(next_attempt_at=past, **values)
-    )
-    db.session.commit()
-    release_session()
+    update_spool(inbound_mail_id, next_attempt_at=utcnow() - dt.timedelta(seconds=1), **values)
 
 
 def test_the_250_names_the_spool_row_which_holds_the_raw_source_before_any_processing(smtp_server: Any):
@@ -112,13 +114,7 @@ def test_a_mail_waits_while_an_earlier_one_from_its_sender_is_held_back_but_othe
         or 0
     )
     # The first failed once and waits for its retry (or another worker holds its lease).
-    release_session()
-    db.session.execute(
-        update(InboundMail)
-        .where(InboundMail.id == waiting)
-        .values(status="queued", attempts=1, next_attempt_at=utcnow() + dt.timedelta(minutes=5))
-    )
-    db.session.commit()
+    update_spool(waiting, status="queued", attempts=1, next_attempt_at=utcnow() + dt.timedelta(minutes=5))
 
     assert process_spool(app) == 1  # only the stranger's mail
     assert [load_spool(i).status for i in (waiting, reply, stranger)] == ["queued", "queued", "stored"]
@@ -238,14 +234,7 @@ def test_a_mail_whose_lease_ran_out_is_claimed_again_and_stored_once(app: Any, s
     make_due(died_early, status="processing", attempts=1)
     # A live worker holds its lease on a third.
     held = smtp_send(smtp_server.port, customer_mail(body="third"), process=False).spool_id or 0
-    release_session()
-    db.session.execute(
-        update(InboundMail)
-        .where(InboundMail.id == held)
-        .values(status="processing", attempts=1, next_attempt_at=utcnow() + dt.timedelta(minutes=4))
-    )
-    db.session.commit()
-    release_session()
+    update_spool(held, status="processing", attempts=1, next_attempt_at=utcnow() + dt.timedelta(minutes=4))
 
     worker = Worker(app)  # a new process's worker
     try:

@@ -5,25 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditLog, InboundMail, Message
-from tests.email.conftest import crlf, load_spool, process_spool, release_session, smtp_send
+from app.models import AuditLog, Message
+from tests.email.conftest import crlf, load_spool, process_spool, release_session, smtp_send, update_spool
 from tests.email.test_loopguard_and_bounces import dsn
 from tests.email.test_threading_round_trip import customer_mail
 
 
 def fail(inbound_mail_id: int, reason: str = "RuntimeError: parser bug") -> None:
     """What the worker leaves after the last attempt failed."""
-    release_session()
-    db.session.execute(
-        update(InboundMail)
-        .where(InboundMail.id == inbound_mail_id)
-        .values(status="failed", attempts=8, next_attempt_at=None, outcome=reason)
-    )
-    db.session.commit()
-    release_session()
+    update_spool(inbound_mail_id, status="failed", attempts=8, next_attempt_at=None, outcome=reason)
 
 
 def test_admins_list_spooled_mail_newest_first_by_status_and_page_on(admin_client: Any, smtp_server: Any):
