@@ -1,4 +1,4 @@
-"""Command-line tools: `flask setup`, `create-user`, `worker`, `seed-demo`, `db-upgrade`."""
+"""Command-line tools: `flask setup`, `create-user`, `worker`, `mail-spool`, `seed-demo`, `db-upgrade`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+
+from app.models.inbound_mail import SPOOL_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +96,7 @@ def mail_spool_group() -> None:
 
 
 @mail_spool_group.command("list")
-@click.option("--status", type=click.Choice(["queued", "processing", "stored", "rejected", "failed"]), default=None)
+@click.option("--status", type=click.Choice(SPOOL_STATUSES), default=None)
 @click.option("--limit", default=50, show_default=True)
 @with_appcontext
 def mail_spool_list_command(status: str | None, limit: int) -> None:
