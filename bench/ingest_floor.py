@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sms_ingest import ROOT, free_port, load_round, start_server
+from bench.sms_ingest import ROOT, add_load_arguments, free_port, load_round, server_env, start_server
 
 SENDERS = 300
 TARGET = 0.5
@@ -206,27 +206,12 @@ def _stored(database_url: str) -> dict[str, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000, help="requests per rung per round")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds over the ladder, to even out drift")
-    parser.add_argument("--concurrency", type=int, default=8, help="connections in flight in total")
-    parser.add_argument("--clients", type=int, default=2, help="client processes sharing the connections")
+    add_load_arguments(parser, 2000, "rung")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-floor-"))
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "PUBLIC_URL": url,
-        "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
-        "SWITCHBOARD_INSTANCE": str(tmp / "instance"),
-        "SECRET_KEY": "bench",
-        "EMBEDDED_SMTP": "0",  # the SMTP listener's fixed port is not what is measured
-        "RATELIMIT_ENABLED": "0",
-        "ADMIN_PASSWORD": "bench-admin-password",
-    }
+    env = server_env(tmp, port)
     threads = max(1, args.concurrency // args.clients)
     channel_id, token = _prepare_database(env)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}

@@ -63,6 +63,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def add_load_arguments(parser: argparse.ArgumentParser, requests: int, per: str) -> None:
+    """The load options every HTTP benchmark here takes: requests per round, rounds, connections, clients."""
+    parser.add_argument("--requests", type=int, default=requests, help=f"requests per {per} per round")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds, to even out drift")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections in flight in total")
+    parser.add_argument("--clients", type=int, default=2, help="client processes sharing the connections")
+
+
+def server_env(tmp: Path, port: int, database_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark server on ``port``, with its instance and database under ``tmp``."""
+    return {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.db'}",
+        "SWITCHBOARD_INSTANCE": str(tmp / "instance"),
+        "SECRET_KEY": "bench",
+        "EMBEDDED_SMTP": "0",  # the SMTP listener's fixed port is not what is measured
+        "RATELIMIT_ENABLED": "0",
+        "ADMIN_PASSWORD": "bench-admin-password",
+        **extra,
+    }
+
+
 def _prepare_database(env: dict[str, str]) -> None:
     """Create the schema and the SMS channel the webhooks are addressed to."""
     code = (
@@ -204,31 +229,21 @@ def _stored_sms(database_url: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=3000, help="requests per endpoint per round")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (no-op, sms) to even out drift")
-    parser.add_argument("--concurrency", type=int, default=8, help="connections in flight in total")
-    parser.add_argument("--clients", type=int, default=2, help="client processes sharing the connections")
+    add_load_arguments(parser, 3000, "endpoint")
     parser.add_argument("--database-url", default=None, help="an empty database to use (default: a temporary SQLite)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "PUBLIC_URL": url,
-        "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'bench.db'}",
-        "SWITCHBOARD_INSTANCE": str(tmp / "instance"),
-        "SECRET_KEY": "bench",
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "DEFAULT_PHONE_REGION": "PL",
-        "EMBEDDED_SMTP": "0",  # the SMTP listener's fixed port is not what is measured
-        "RATELIMIT_ENABLED": "0",
-        "ADMIN_PASSWORD": "bench-admin-password",
-    }
+    env = server_env(
+        tmp,
+        port,
+        args.database_url,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        DEFAULT_PHONE_REGION="PL",
+    )
     threads = max(1, args.concurrency // args.clients)
     _prepare_database(env)
     server = start_server(env, port, tmp / "server.log")
