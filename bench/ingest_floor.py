@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sms_ingest import ROOT, add_load_arguments, free_port, load_round, server_env, start_server
+from bench.sms_ingest import ROOT, add_load_arguments, free_port, load_round, server_env, start_server, stop_server
 
 SENDERS = 300
 TARGET = 0.5
@@ -231,11 +231,7 @@ def main() -> int:
                 rates[name].append(load_round(port, work, args.clients, threads))
         stored = _stored(env["DATABASE_URL"])
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
     means = {name: sum(values) / len(values) for name, values in rates.items()}
     print(f"server: gunicorn gthread, 1 process; database: sqlite; cpus: {os.cpu_count()}")

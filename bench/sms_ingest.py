@@ -130,6 +130,15 @@ def start_server(
     raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
 
 
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started with ``start_server`` (killing it if it does not stop within 15 s)."""
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def _sms_requests(url: str, start: int, count: int) -> list[tuple[str, bytes, dict[str, str]]]:
     """Signed SMS webhook requests, as Twilio would send them (signature from the twilio library)."""
     from connectors.twilio.signature import compute_signature
@@ -260,11 +269,7 @@ def main() -> int:
             sms_rates.append(load_round(port, chunk, args.clients, threads))
         stored = _stored_sms(env["DATABASE_URL"])
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
     backend = (args.database_url or "sqlite").split(":", 1)[0]
     noop = sum(noop_rates) / len(noop_rates)
     sms = sum(sms_rates) / len(sms_rates)
