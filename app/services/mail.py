@@ -24,7 +24,7 @@ ADDRESS_CACHE_SECONDS = 5.0
 
 
 # Every received mail runs this; built once (building a statement costs more than SQLite takes to run it).
-_SPOOL = insert(InboundMail).returning(InboundMail.id)
+_SPOOL = insert(InboundMail.__table__).returning(InboundMail.__table__.c.id)
 
 
 def spool_mail(raw: bytes, mail_from: str | None, recipients: list[str]) -> int:
