@@ -59,10 +59,15 @@ class IngestResult:
     created: bool  # False when the provider id was seen before (a retry): nothing new was stored
 
 
-def ingest(inbound: InboundMessage, channel: Channel, *, now: dt.datetime | None = None) -> IngestResult:
+def ingest(
+    inbound: InboundMessage, channel: Channel, *, now: dt.datetime | None = None, commit: bool = True
+) -> IngestResult:
     """Store an inbound message in the right conversation of the right customer, exactly once.
 
     ``now`` is the clock routing and timestamps use (the current time unless a caller replays history).
+    ``commit=False`` leaves the transaction open (everything flushed, the events queued) for a caller that
+    records something in the same transaction and commits it: the mail spool marks its row stored, so a mail
+    is never stored without its spool row saying so, and on SQLite the write lock is taken once, not twice.
     """
     # Files first, outside any transaction: on SQLite a transaction holds the write lock, and writing a mail's
     # attachments must not keep other writers (the SMTP server spooling the next mail) waiting.
@@ -74,7 +79,10 @@ def ingest(inbound: InboundMessage, channel: Channel, *, now: dt.datetime | None
         try:
             # Optimistic first: redeliveries are rare, and the unique (channel, provider_id) constraint catches
             # them at the insert; only a retry pays for looking the provider id up first.
-            return _ingest_once(inbound, channel, now or utcnow(), stored, check_duplicate=attempt > 1)
+            result = _ingest_once(inbound, channel, now or utcnow(), stored, check_duplicate=attempt > 1)
+            if commit:
+                db.session.commit()
+            return result
         except IntegrityError:
             # A redelivery, or a concurrent ingest that created the same customer/identity first.
             db.session.rollback()
@@ -102,7 +110,6 @@ def _ingest_once(
     duplicate = find_duplicate(channel.kind, inbound.provider_id) if check_duplicate else None
     if duplicate is not None:
         conversation = db.session.get_one(Conversation, duplicate.conversation_id)
-        db.session.commit()
         return IngestResult(duplicate, conversation, conversation.customer, created=False)
 
     verified = bool(inbound.metadata.get("sender_verified", True))
@@ -146,7 +153,6 @@ def _ingest_once(
 
     message_changed(message, conversation)
     conversation_changed(conversation, created=is_new)
-    db.session.commit()
     return IngestResult(message, conversation, customer, created=True)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
 
 from app.extensions import db
 from app.models import InboundMail, utcnow
@@ -91,6 +91,21 @@ def claim_mail(limit: int = 20) -> list[Claimed]:
     return [Claimed(row.id, row.attempts, row.raw_sha256, row.mail_from, list(row.recipients)) for row in claimed]
 
 
+_SPOOL_TABLE = InboundMail.__table__
+# Every processed mail runs this; a Core statement built once (the ORM would load the row first).
+_RECORD_OUTCOME = (
+    update(_SPOOL_TABLE)
+    .where(_SPOOL_TABLE.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("status"),
+        outcome=bindparam("outcome"),
+        message_id=bindparam("message_id"),
+        next_attempt_at=bindparam("next_attempt_at"),
+        processed_at=bindparam("processed_at"),
+    )
+)
+
+
 def _receiver(app: Flask) -> Any:
     """The app's MailReceiver (one per app, so its mailbox cache is shared)."""
     from connectors.email.server import MailReceiver
@@ -130,15 +145,22 @@ def process_mail(app: Flask, mail: Claimed) -> str:
             row.status = "failed"
             row.next_attempt_at = None
             log.exception("spooled mail %s failed after %d attempts; kept for a retry", row.id, row.attempts)
-    else:
-        row = db.session.get_one(InboundMail, mail.id)
-        row.status = outcome.status
-        row.outcome = outcome.detail
-        row.message_id = outcome.message_id
-        row.next_attempt_at = None
-        row.processed_at = utcnow()
+        db.session.commit()
+        return row.status
+    # In the transaction that stored the message (still open): one commit makes both durable.
+    db.session.execute(
+        _RECORD_OUTCOME,
+        {
+            "row_id": mail.id,
+            "status": outcome.status,
+            "outcome": outcome.detail,
+            "message_id": outcome.message_id,
+            "next_attempt_at": None,
+            "processed_at": utcnow(),
+        },
+    )
     db.session.commit()
-    return row.status
+    return outcome.status
 
 
 def process_spooled_mail(app: Flask, limit: int = 20) -> int:

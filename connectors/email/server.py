@@ -102,6 +102,7 @@ class MailReceiver:
         """Turn one spooled mail into a stored message or an applied bounce, or reject it with a reason.
 
         Runs in an app context; errors other than a deliberate rejection propagate, so the worker retries.
+        A stored message is left uncommitted: the worker records the outcome in the same transaction.
         """
         from app.extensions import db
         from app.services.ingest import ingest
@@ -145,7 +146,7 @@ class MailReceiver:
             log.info("delivery report for message %s: %s %s", message.id, bounce.action, bounce.reason[:200])
             return Outcome("stored", f"delivery report recorded for message {message.id}", message.id)
         assert parsed.inbound is not None
-        result = ingest(parsed.inbound, channel)
+        result = ingest(parsed.inbound, channel, commit=False)
         if parsed.inbound.automated:
             log.info(
                 "stored automated mail %s (%s)",

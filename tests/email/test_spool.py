@@ -221,6 +221,27 @@ def test_after_the_last_attempt_the_mail_is_failed_with_nothing_half_stored_unti
     assert (count(Conversation), count(Customer)) == (1, 1)
 
 
+def test_the_message_and_its_spool_row_are_committed_together(
+    app: Any, smtp_server: Any, monkeypatch: pytest.MonkeyPatch
+):
+    from sqlalchemy import text
+
+    # Recording the outcome fails (the database went away between the two statements): the message must not
+    # be stored either, or the spool row would say "processing" about a mail agents already see.
+    with monkeypatch.context() as patch:
+        patch.setattr("app.worker.inbound_mail._RECORD_OUTCOME", text("UPDATE no_such_table SET outcome = 1"))
+        result = smtp_send(smtp_server.port, customer_mail())
+    assert (result.status, result.attempts, result.message_id) == ("processing", 1, None)
+    assert count(Message) == count(Customer) == 0
+
+    make_due(result.spool_id or 0)  # its lease ran out
+    assert process_spool(app) == 1
+    row = load_spool(result.spool_id or 0)
+    [message] = messages()
+    # "stored", not "already stored": the first attempt left nothing behind.
+    assert (row.status, row.attempts, row.outcome) == ("stored", 2, f"stored as message {message.id}")
+
+
 def test_a_mail_whose_lease_ran_out_is_claimed_again_and_stored_once(app: Any, smtp_server: Any):
     from app.worker import Worker
 
