@@ -113,17 +113,17 @@ def _ingest_once(
         return IngestResult(duplicate, conversation, conversation.customer, created=False)
 
     verified = bool(inbound.metadata.get("sender_verified", True))
-    customer, identity, _ = find_or_create_customer(
+    customer, identity, first_contact = find_or_create_customer(
         inbound.sender, name=inbound.sender_name, source=channel.kind, verified=verified
     )
-    if db.dialect == "postgresql":
+    if db.dialect == "postgresql" and not first_contact:  # a customer created here is invisible to others
         # Two messages from one customer at once must not both start a conversation: routing runs one
         # customer at a time. (SQLite's BEGIN IMMEDIATE already makes the whole ingest exclusive.)
         db.session.execute(_LOCK_CUSTOMER, {"customer_id": customer.id})
     if customer.last_seen_at is None or abs(now - customer.last_seen_at) >= LAST_SEEN_RESOLUTION:
         customer.last_seen_at = now
     with db.session.no_autoflush:  # routing reads nothing the pending changes touch: flush them all once below
-        conversation, is_new = route(customer, channel, inbound.thread, inbound, now)
+        conversation, is_new = route(customer, channel, inbound.thread, inbound, now, first_contact=first_contact)
 
     message = Message(
         conversation_id=conversation.id,
@@ -157,9 +157,21 @@ def _ingest_once(
 
 
 def route(
-    customer: Customer, channel: Channel, hints: ThreadHints, inbound: InboundMessage, now: dt.datetime
+    customer: Customer,
+    channel: Channel,
+    hints: ThreadHints,
+    inbound: InboundMessage,
+    now: dt.datetime,
+    *,
+    first_contact: bool = False,
 ) -> tuple[Conversation, bool]:
-    """Pick the conversation: thread hint → the customer's active one on any channel → a new one."""
+    """Pick the conversation: thread hint → the customer's active one on any channel → a new one.
+
+    ``first_contact``: the customer was created by this message, so it has no conversation to continue (and a
+    thread hint pointing at someone else's is refused anyway): skip the lookups.
+    """
+    if first_contact:
+        return _new_conversation(customer, channel, inbound, now), True
     reopen_after = now - dt.timedelta(days=current_app.config["REOPEN_WINDOW_DAYS"])
     conversation = _conversation_from_hints(customer, hints)
     if (
@@ -176,22 +188,7 @@ def route(
         ).scalar()
 
     if conversation is None:
-        conversation = Conversation(
-            customer=customer,
-            status="open",
-            team_id=channel.team_id,
-            channel_id=channel.id,
-            subject=(inbound.subject or None) and inbound.subject[:998],
-            origin_channel=channel.kind,
-            last_channel=channel.kind,
-            created_at=now,
-            last_activity_at=now,
-            last_message_at=now,
-        )
-        db.session.add(conversation)
-        db.session.flush()
-        conversation.number = conversation.id
-        return conversation, True
+        return _new_conversation(customer, channel, inbound, now), True
 
     conversation.last_channel = channel.kind
     conversation.last_message_at = now
@@ -202,6 +199,25 @@ def route(
         conversation.snoozed_until = None
         conversation.resolved_at = None
     return conversation, False
+
+
+def _new_conversation(customer: Customer, channel: Channel, inbound: InboundMessage, now: dt.datetime) -> Conversation:
+    conversation = Conversation(
+        customer=customer,
+        status="open",
+        team_id=channel.team_id,
+        channel_id=channel.id,
+        subject=(inbound.subject or None) and inbound.subject[:998],
+        origin_channel=channel.kind,
+        last_channel=channel.kind,
+        created_at=now,
+        last_activity_at=now,
+        last_message_at=now,
+    )
+    db.session.add(conversation)
+    db.session.flush()
+    conversation.number = conversation.id
+    return conversation
 
 
 def _conversation_from_hints(customer: Customer, hints: ThreadHints) -> Conversation | None:
