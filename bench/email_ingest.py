@@ -13,7 +13,8 @@ the same machine; after each Switchboard round the benchmark waits until the wor
 Prints two rates against the no-op's: acknowledged (what the sending MTA sees: 250s per second) and stored
 (end to end, until every mail of the round is a message agents see), with both ratios (target ≥ 0.5 on
 SQLite); the time per mail the target leaves beyond the SMTP exchange, against what parsing alone costs in
-CPU (why parsing happens after the 250); and checks every mail was stored once. --worker-after measures the
+CPU (why parsing happens after the 250); the CPU time per mail of each process (from /proc) and the stored
+rate that leaves possible on this machine's cores; and checks every mail was stored once. --worker-after measures the
 acknowledged rate with no worker competing for the machine.
 """
 
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -159,29 +161,33 @@ def send_all(port: int, messages: list[tuple[str, bytes]]) -> float:
         return time.perf_counter() - started
 
 
-def spool_backlog(database_url: str) -> tuple[int, int]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far; 0 where /proc is missing (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def spool_backlog(engine: Any) -> tuple[int, int]:
     """(mails still waiting for the worker, mails stored) in the spool."""
     from sqlalchemy import func, select
 
-    from app.extensions import make_engine
     from app.models import InboundMail
 
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            counts = dict(conn.execute(select(InboundMail.status, func.count()).group_by(InboundMail.status)).all())
-    finally:
-        engine.dispose()
+    with engine.connect() as conn:
+        counts = dict(conn.execute(select(InboundMail.status, func.count()).group_by(InboundMail.status)).all())
     return counts.get("queued", 0) + counts.get("processing", 0), counts.get("stored", 0)
 
 
-def wait_until_stored(database_url: str, expected: int, worker: subprocess.Popen[bytes], log: Path) -> None:
+def wait_until_stored(engine: Any, expected: int, worker: subprocess.Popen[bytes], log: Path) -> None:
     """Wait until the worker has stored ``expected`` spooled mails in all."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             raise RuntimeError(f"worker exited: {log.read_text()[-3000:]}")
-        waiting, stored = spool_backlog(database_url)
+        waiting, stored = spool_backlog(engine)
         if stored >= expected:
             return
         if waiting == 0:
@@ -240,13 +246,18 @@ def main() -> int:
     def start_worker() -> subprocess.Popen[bytes]:
         return spawn([str(bin_dir / "flask"), "--app", "wsgi", "worker"], logs[2])
 
+    from app.extensions import make_engine
+
+    engine = make_engine(env["DATABASE_URL"])  # the benchmark's own, to watch the spool
     try:
-        spawn([str(bin_dir / "flask"), "--app", "wsgi", "smtp-server"], logs[0])
-        noop = [sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{noop_port}"]
-        spawn(noop, logs[1])
+        smtp_server = spawn([str(bin_dir / "flask"), "--app", "wsgi", "smtp-server"], logs[0])
+        noop_command = [
+            sys.executable, "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{noop_port}"
+        ]  # fmt: skip
+        noop = spawn(noop_command, logs[1])
         worker = None if args.worker_after else start_worker()
-        wait_for_smtp(switchboard_port, processes[0], logs[0])
-        wait_for_smtp(noop_port, processes[1], logs[1])
+        wait_for_smtp(switchboard_port, smtp_server, logs[0])
+        wait_for_smtp(noop_port, noop, logs[1])
 
         total = args.messages * args.rounds
         messages = make_messages(total + 20, args.profile)
@@ -254,7 +265,7 @@ def main() -> int:
         send_all(noop_port, warmup)
         send_all(switchboard_port, warmup)
         if worker is not None:
-            wait_until_stored(env["DATABASE_URL"], len(warmup), worker, logs[2])
+            wait_until_stored(engine, len(warmup), worker, logs[2])
         size = sum(len(raw) for _, raw in messages) / len(messages)
         print(
             f"{total} {args.profile} messages per server, {args.rounds} alternating rounds, mean size "
@@ -262,14 +273,30 @@ def main() -> int:
         )
 
         noop_seconds = acknowledged_seconds = stored_seconds = 0.0
+        # CPU seconds each process spent on the rounds (the client's: sending only).
+        cpu = dict.fromkeys(("no-op server", "client (no-op)", "smtp-server", "worker", "client"), 0.0)
+        watched = {"no-op server": noop, "smtp-server": smtp_server, "worker": worker}
+
+        def cpu_now(*names: str) -> dict[str, float]:
+            return {name: cpu_seconds(process.pid) for name in names if (process := watched[name]) is not None}
+
         for round_ in range(args.rounds):
             batch = messages[round_ * args.messages : (round_ + 1) * args.messages]
+            before, client_before = cpu_now("no-op server"), time.process_time()
             noop_seconds += send_all(noop_port, batch)
+            cpu["client (no-op)"] += time.process_time() - client_before
+            for name, seconds in cpu_now("no-op server").items():
+                cpu[name] += seconds - before[name]
+
+            before, client_before = cpu_now("smtp-server", "worker"), time.process_time()
             started = time.perf_counter()
             acknowledged_seconds += send_all(switchboard_port, batch)
+            cpu["client"] += time.process_time() - client_before
             if worker is not None:
-                wait_until_stored(env["DATABASE_URL"], len(warmup) + (round_ + 1) * len(batch), worker, logs[2])
+                wait_until_stored(engine, len(warmup) + (round_ + 1) * len(batch), worker, logs[2])
                 stored_seconds += time.perf_counter() - started
+            for name, seconds in cpu_now("smtp-server", "worker").items():
+                cpu[name] += seconds - before[name]
 
         noop_rate = total / noop_seconds
         acknowledged_rate = total / acknowledged_seconds
@@ -286,7 +313,23 @@ def main() -> int:
                 f"({stored_seconds / total * 1000:.2f} ms/msg)  ratio {stored_rate / noop_rate:.2f}  (end to end)"
             )
         else:
-            wait_until_stored(env["DATABASE_URL"], total + len(warmup), start_worker(), logs[2])
+            wait_until_stored(engine, total + len(warmup), start_worker(), logs[2])
+        if cpu["no-op server"]:
+            per_mail = {name: seconds / total * 1000 for name, seconds in cpu.items()}
+            print(
+                "CPU per mail (ms): no-op server {no-op server:.2f} + client {client (no-op):.2f} | switchboard "
+                "smtp-server {smtp-server:.2f} + worker {worker:.2f} + client {client:.2f}".format(**per_mail)
+            )
+            if worker is not None:
+                # End to end, every mail costs the sender, the SMTP server and the worker CPU time: on this many
+                # cores that bounds the stored rate, however well the three overlap.
+                cores = len(os.sched_getaffinity(0))
+                end_to_end_ms = per_mail["client"] + per_mail["smtp-server"] + per_mail["worker"]
+                ceiling = cores * 1000 / end_to_end_ms
+                print(
+                    f"end to end that is {end_to_end_ms:.2f} ms of CPU per mail: at most {ceiling:.0f} msg/s on "
+                    f"{cores} cores (ratio {ceiling / noop_rate:.2f}) even if nothing ever waited"
+                )
         print(f"target: ratio >= {TARGET}")
         # Why parsing waits for the worker: at the target, everything done before the 250 beyond the no-op's
         # SMTP exchange must fit in the time that exchange takes.
@@ -312,6 +355,7 @@ def main() -> int:
         print(f"stored messages: {stored} (expected {expected})")
         return 0 if int(stored) == expected else 1
     finally:
+        engine.dispose()
         for process in processes:
             process.terminate()
             try:
