@@ -27,6 +27,8 @@ WRAPUP_REQUESTED = "wrapup.requested"
 VIEWING = "viewing"
 # A caller joined or left the phone queue, or an agent started answering them (payload: call_id, waiting, entry).
 CALL_QUEUE_UPDATED = "call_queue.updated"
+# Admins only: the number of spooled mails that failed and wait for a retry changed (payload: failed).
+INBOUND_MAIL_FAILED = "inbound_mail.failed"
 # Internal, for no screen: mail was spooled and the worker should parse it now (payload: inbound_mail_id).
 MAIL_SPOOLED = "mail.spooled"
 

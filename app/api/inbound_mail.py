@@ -15,7 +15,7 @@ from app.api.validation import documented, validate
 from app.models import InboundMail
 from app.serializers import iso
 from app.services.errors import Conflict
-from app.services.mail import get_spooled_mail, list_spooled_mail, retry_spooled_mail
+from app.services.mail import get_spooled_mail, list_spooled_mail, retry_spooled_mail, spool_counts
 
 bp = Blueprint("inbound_mail", __name__, url_prefix="/api/v1/inbound-mail")
 
@@ -51,6 +51,14 @@ def spool(query: SpoolQuery) -> Any:
     rows = list_spooled_mail(query.status, limit=query.limit, before_id=query.before)
     next_before = rows[-1].id if len(rows) == query.limit else None
     return jsonify(items=[inbound_mail_dict(row) for row in rows], next_before=next_before)
+
+
+@bp.get("/counts")
+@role_required("admin")
+@documented(summary="How many spooled mails are in each status (failed ones wait for a retry)")
+def counts() -> Any:
+    """Count spooled mail by status; live changes of the failed count come as inbound_mail.failed events."""
+    return jsonify(spool_counts())
 
 
 @bp.get("/<int:inbound_mail_id>")

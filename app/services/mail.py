@@ -10,11 +10,12 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
-from app.events import MAIL_SPOOLED, Event, publish
+from app.events import INBOUND_MAIL_FAILED, MAIL_SPOOLED, Event, publish
 from app.extensions import db
 from app.models import AuditLog, Channel, InboundMail, Message, utcnow
+from app.models.inbound_mail import SPOOL_STATUSES
 from app.services import attachments as files
 from app.services.errors import NotFound
 from app.services.notify import delivery_changed
@@ -66,6 +67,24 @@ def get_spooled_mail(inbound_mail_id: int) -> InboundMail:
     return row
 
 
+def spool_counts() -> dict[str, int]:
+    """How many spooled mails are in each status (every status, zero included).
+
+    A growing ``queued`` count means no worker is taking mail; ``failed`` mail waits for an admin's retry.
+    """
+    counts = dict(db.session.execute(select(InboundMail.status, func.count()).group_by(InboundMail.status)).all())
+    return {status: int(counts.get(status, 0)) for status in SPOOL_STATUSES}
+
+
+def failed_mail_changed() -> None:
+    """Queue inbound_mail.failed for admins with the new number of failed mails (sent when the session commits)."""
+    failed = db.session.scalar(select(func.count()).select_from(InboundMail).where(InboundMail.status == "failed"))
+    publish(
+        db.session,
+        Event(INBOUND_MAIL_FAILED, {"failed": int(failed or 0)}, all_agents=False, min_role="admin", private=True),
+    )
+
+
 def retry_spooled_mail(inbound_mail_ids: list[int] | None = None, *, actor_id: int | None = None) -> list[int]:
     """Queue failed spooled mail (these ids, or all failed) for the worker again; return the ids queued."""
     query = select(InboundMail).where(InboundMail.status == "failed")
@@ -82,6 +101,7 @@ def retry_spooled_mail(inbound_mail_ids: list[int] | None = None, *, actor_id: i
         )
     if rows:
         publish(db.session, Event(MAIL_SPOOLED, {"inbound_mail_id": rows[0].id}, all_agents=False, private=True))
+        failed_mail_changed()
     db.session.commit()
     return [row.id for row in rows]
 

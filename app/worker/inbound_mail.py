@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from app.extensions import db
 from app.models import InboundMail, utcnow
 from app.services import attachments as files
+from app.services.mail import failed_mail_changed
 from app.worker.outbox import backoff
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ def process_mail(app: Flask, mail: Claimed) -> str:
         row.status, row.next_attempt_at = "failed", None
         row.outcome = f"gave up after {mail.attempts - 1} attempts (the last one never finished)"
         log.error("spooled mail %s: %s; kept for a retry", row.id, row.outcome)
+        failed_mail_changed()
         db.session.commit()
         return row.status
     try:
@@ -145,6 +147,7 @@ def process_mail(app: Flask, mail: Claimed) -> str:
             row.status = "failed"
             row.next_attempt_at = None
             log.exception("spooled mail %s failed after %d attempts; kept for a retry", row.id, row.attempts)
+            failed_mail_changed()
         db.session.commit()
         return row.status
     # In the transaction that stored the message (still open): one commit makes both durable.

@@ -12,6 +12,8 @@ export const WRAPUP_REQUESTED = 'wrapup.requested'
 export const VIEWING = 'viewing'
 // A caller joined or left the phone queue, or an agent started answering them (app/services/calls.py).
 export const CALL_QUEUE_UPDATED = 'call_queue.updated'
+// Admins only: how many spooled mails failed and wait for a retry (app/services/mail.py).
+export const INBOUND_MAIL_FAILED = 'inbound_mail.failed'
 
 // What the console sends on /agent (handled by app/realtime/agent.py).
 export const CLIENT_VIEW = 'view'
@@ -34,3 +36,4 @@ export type EventName =
   | typeof WRAPUP_REQUESTED
   | typeof VIEWING
   | typeof CALL_QUEUE_UPDATED
+  | typeof INBOUND_MAIL_FAILED

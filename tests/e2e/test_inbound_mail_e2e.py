@@ -100,3 +100,46 @@ def test_the_admin_sees_stored_and_rejected_mail_in_the_console(
     )
     expect(table.get_by_role("button", name="Retry")).to_have_count(0)  # nothing failed, nothing to retry
     page.screenshot(path=artifacts / "10-admin-inbound-mail.png")
+
+
+def test_failed_mail_is_counted_on_the_admin_link_and_the_count_follows_a_retry_live(
+    new_page: Any, backend: Backend, server: LiveServer
+) -> None:
+    from sqlalchemy import update
+
+    from app.extensions import make_engine
+    from app.models import InboundMail
+
+    admin = backend.create_user("Fay Admin", "fay@example.com", role="admin")
+    mail = EmailMessage()
+    mail["From"] = "Olga <olga@example.com>"
+    mail["To"] = MAILBOX
+    mail["Subject"] = "Refund"
+    mail["Message-ID"] = "<e2e-refund@example.com>"
+    mail.set_content("Where is my refund?")
+    send(server.smtp_port, "olga@example.com", mail.as_bytes())  # type: ignore[attr-defined]
+    [spooled] = [item for item in wait_for_spool(backend, 3) if item["mail_from"] == "olga@example.com"]
+    # What the worker leaves when every attempt failed (a database outage, say): set in the database directly,
+    # as a live server cannot be made to fail on purpose.
+    engine = make_engine(server.database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            update(InboundMail)
+            .where(InboundMail.id == spooled["id"])
+            .values(status="failed", outcome="OperationalError: disk I/O error", next_attempt_at=None)
+        )
+    engine.dispose()
+
+    page = new_page()
+    log_in(page, admin["email"], admin["password"])
+    nav = page.get_by_role("navigation", name="Main navigation")
+    expect(nav.get_by_label("1 failed mail waits for a retry")).to_be_visible()
+    nav.get_by_role("link", name="Admin").click()
+    page.get_by_role("button", name="Inbound mail").click()
+    row = page.get_by_test_id("inbound-mail").get_by_role("row").filter(has_text="olga@example.com")
+    expect(row).to_contain_text("OperationalError: disk I/O error")
+
+    row.get_by_role("button", name="Retry").click()
+    # The worker's event reaches the console over the socket: the count goes, without a reload.
+    expect(nav.get_by_label("1 failed mail waits for a retry")).to_have_count(0)
+    assert wait_for_spool(backend, 3)  # and the mail was processed again

@@ -89,6 +89,7 @@ def test_an_admin_retries_a_failed_mail_and_the_worker_stores_it(app: Any, admin
     ("method", "path"),
     [
         ("get", "/api/v1/inbound-mail"),
+        ("get", "/api/v1/inbound-mail/counts"),
         ("get", "/api/v1/inbound-mail/1"),
         ("get", "/api/v1/inbound-mail/1/raw"),
         ("post", "/api/v1/inbound-mail/1/retry"),
@@ -114,3 +115,49 @@ def test_bad_queries_and_unknown_mail_get_clear_errors(admin_client: Any):
     for path in ("/api/v1/inbound-mail/999", "/api/v1/inbound-mail/999/raw"):
         assert admin_client.get(path).status_code == 404
     assert admin_client.post("/api/v1/inbound-mail/999/retry").status_code == 404
+
+
+def test_admins_see_how_many_mails_are_in_each_status(admin_client: Any, smtp_server: Any):
+    assert admin_client.get("/api/v1/inbound-mail/counts").json == {
+        "queued": 0,
+        "processing": 0,
+        "stored": 0,
+        "rejected": 0,
+        "failed": 0,
+    }
+    smtp_send(smtp_server.port, customer_mail(body="stored"))
+    smtp_send(smtp_server.port, dsn("<unknown@example.org>"), mail_from="")
+    fail(smtp_send(smtp_server.port, customer_mail("jan@example.com"), process=False).spool_id or 0)
+    smtp_send(smtp_server.port, customer_mail("ola@example.com"), process=False)
+
+    counts = admin_client.get("/api/v1/inbound-mail/counts")
+    assert counts.status_code == 200
+    assert counts.json == {"queued": 1, "processing": 0, "stored": 1, "rejected": 1, "failed": 1}
+
+
+def test_admins_hear_live_when_mail_fails_and_when_it_is_retried(
+    app: Any, admin_client: Any, smtp_server: Any, events: list[Any], monkeypatch: pytest.MonkeyPatch
+):
+    from app.events import INBOUND_MAIL_FAILED
+
+    app.config["MAIL_SPOOL_MAX_ATTEMPTS"] = 1
+
+    def parser_bug(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("parser bug")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("connectors.email.server.parse_email", parser_bug)
+        first = smtp_send(smtp_server.port, customer_mail(body="one"))
+        second = smtp_send(smtp_server.port, customer_mail("jan@example.com", body="two"))
+    assert (first.status, second.status) == ("failed", "failed")
+
+    def failed_counts() -> list[int]:
+        return [event.payload["failed"] for event in events if event.name == INBOUND_MAIL_FAILED]
+
+    assert failed_counts() == [1, 2]
+    [event] = [event for event in events if event.name == INBOUND_MAIL_FAILED][:1]
+    # For admins' screens only: never the agents' inbox, never a customer.
+    assert (event.min_role, event.all_agents, event.private) == ("admin", False, True)
+
+    assert admin_client.post(f"/api/v1/inbound-mail/{first.spool_id}/retry").status_code == 200
+    assert failed_counts() == [1, 2, 1]

@@ -237,6 +237,7 @@ export const api = {
       before: before ?? undefined,
       limit,
     }),
+  inboundMailCounts: () => http.get<Record<InboundMailStatus, number>>('/inbound-mail/counts'),
   inboundMailItem: (id: number) => http.get<InboundMail>(`/inbound-mail/${id}`),
   /** A link, not a call: the browser downloads the .eml with the session cookie. */
   inboundMailRawUrl: (id: number) => `${http.base}/inbound-mail/${id}/raw`,

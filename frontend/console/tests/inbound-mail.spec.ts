@@ -1,11 +1,16 @@
 // The admin's inbound mail section, against a fake server behind fetch: the URLs it asks for are the contract.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { flushPromises } from '@vue/test-utils'
+import * as events from '@shared/events'
 import type { InboundMail } from '@console/api'
+import AppNav from '@console/components/AppNav.vue'
 import { setLocale } from '@console/i18n'
+import { useAuthStore } from '@console/stores/auth'
+import { useInboundMailStore } from '@console/stores/inboundMail'
+import { useRealtimeStore } from '@console/stores/realtime'
 import { useUiStore } from '@console/stores/ui'
 import AdminView from '@console/views/AdminView.vue'
-import { mountWith } from './helpers'
+import { mountWith, user } from './helpers'
 
 afterEach(() => {
   document.body.innerHTML = ''
@@ -168,5 +173,47 @@ describe('AdminView: inbound mail', () => {
     expect(section.text()).toContain('Zwrotka (pusty nadawca)')
     expect(section.get('[data-testid="mail-5"] button').text()).toBe('Ponów')
     expect(mounted.wrapper.text()).toContain('Poczta przychodząca')
+  })
+})
+
+describe('AppNav: failed mail waiting for a retry', () => {
+  const COUNTS = { queued: 4, processing: 0, stored: 120, rejected: 2, failed: 3 }
+  const badge = (wrapper: ReturnType<typeof mountWith>['wrapper']) => wrapper.find('[data-testid="failed-mail-count"]')
+
+  it('counts failed mail on the Admin link for admins, live from the socket', async () => {
+    const requests = serve((_method, url) => ({ body: url.endsWith('/inbound-mail/counts') ? COUNTS : { items: [] } }))
+    const { wrapper } = mountWith(AppNav)
+    await flushPromises()
+    expect(requests().filter((request) => request.includes('inbound-mail'))).toEqual([]) // nobody signed in yet
+
+    useAuthStore().accept(user({ role: 'admin' }), 'csrf')
+    await flushPromises()
+    expect(requests()).toContain('GET /api/v1/inbound-mail/counts')
+    expect(badge(wrapper).text()).toBe('3')
+    expect(badge(wrapper).attributes('aria-label')).toBe('3 failed mails wait for a retry')
+
+    const realtime = useRealtimeStore()
+    realtime.dispatch(events.INBOUND_MAIL_FAILED, { failed: 1 })
+    await flushPromises()
+    expect(badge(wrapper).attributes('aria-label')).toBe('1 failed mail waits for a retry')
+    setLocale('pl')
+    realtime.dispatch(events.INBOUND_MAIL_FAILED, { failed: 5 })
+    await flushPromises()
+    expect(badge(wrapper).attributes('aria-label')).toBe('5 nieudanych e-maili czeka na ponowienie')
+    realtime.dispatch(events.INBOUND_MAIL_FAILED, { failed: 0 }) // an admin retried them all
+    await flushPromises()
+    expect(badge(wrapper).exists()).toBe(false)
+  })
+
+  it('asks nothing and shows nothing for agents, whatever the socket says', async () => {
+    const requests = serve(() => ({ body: { items: [] } }))
+    const { wrapper } = mountWith(AppNav)
+    useAuthStore().accept(user({ role: 'agent' }), 'csrf')
+    await flushPromises()
+    useRealtimeStore().dispatch(events.INBOUND_MAIL_FAILED, { failed: 2 })
+    await flushPromises()
+    expect(requests().filter((request) => request.includes('inbound-mail'))).toEqual([])
+    expect(useInboundMailStore().failed).toBe(0)
+    expect(badge(wrapper).exists()).toBe(false)
   })
 })

@@ -16,6 +16,7 @@ export default {
     inbox: 'Inbox',
     reports: 'Reports',
     admin: 'Admin',
+    failedMail: 'no failed mail | {n} failed mail waits for a retry | {n} failed mails wait for a retry',
     available: 'Available',
     away: 'Away',
     shortcuts: 'Shortcuts',

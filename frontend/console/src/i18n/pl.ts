@@ -18,6 +18,8 @@ const pl: typeof en = {
     inbox: 'Skrzynka',
     reports: 'Raporty',
     admin: 'Administracja',
+    failedMail:
+      '{n} nieudany e-mail czeka na ponowienie | {n} nieudane e-maile czekają na ponowienie | {n} nieudanych e-maili czeka na ponowienie',
     available: 'Dostępny',
     away: 'Niedostępny',
     shortcuts: 'Skróty',

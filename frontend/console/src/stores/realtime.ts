@@ -22,6 +22,7 @@ import { useCallQueueStore } from './callQueue'
 import { useConversationStore } from './conversation'
 import { useCustomerStore } from './customer'
 import { useDirectoryStore } from './directory'
+import { useInboundMailStore } from './inboundMail'
 import { useInboxStore } from './inbox'
 import { useUiStore } from './ui'
 
@@ -122,6 +123,9 @@ export const useRealtimeStore = defineStore('realtime', () => {
       case events.CALL_QUEUE_UPDATED:
         useCallQueueStore().apply(payload as unknown as QueueEvent)
         break
+      case events.INBOUND_MAIL_FAILED:
+        if (auth.hasRole('admin')) useInboundMailStore().apply(Number(payload.failed) || 0)
+        break
       default:
         break
     }
@@ -159,6 +163,7 @@ export const useRealtimeStore = defineStore('realtime', () => {
       if (connectedOnce) {
         void useInboxStore().load()
         void useCallQueueStore().load()
+        if (useAuthStore().hasRole('admin')) void useInboundMailStore().load()
         if (current.id !== null) void current.open(current.id)
       }
       connectedOnce = true
