@@ -316,9 +316,11 @@ def main() -> int:
             wait_until_stored(engine, total + len(warmup), start_worker(), logs[2])
         if cpu["no-op server"]:
             per_mail = {name: seconds / total * 1000 for name, seconds in cpu.items()}
+            worker_ms = "" if worker is None else f" + worker {per_mail['worker']:.2f}"
             print(
-                "CPU per mail (ms): no-op server {no-op server:.2f} + client {client (no-op):.2f} | switchboard "
-                "smtp-server {smtp-server:.2f} + worker {worker:.2f} + client {client:.2f}".format(**per_mail)
+                f"CPU per mail (ms): no-op server {per_mail['no-op server']:.2f} + client "
+                f"{per_mail['client (no-op)']:.2f} | switchboard smtp-server {per_mail['smtp-server']:.2f}{worker_ms} "
+                f"+ client {per_mail['client']:.2f}"
             )
             if worker is not None:
                 # End to end, every mail costs the sender, the SMTP server and the worker CPU time: on this many
