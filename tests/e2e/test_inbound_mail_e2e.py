@@ -9,6 +9,7 @@ import smtplib
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,16 @@ def send(port: int, mail_from: str, raw: bytes) -> str:
     return reply.decode()
 
 
+def customer_mail(sender: str, subject: str, text: str) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = MAILBOX
+    mail["Subject"] = subject
+    mail["Message-ID"] = make_msgid(domain="e2e.example.com")
+    mail.set_content(text)
+    return mail.as_bytes()
+
+
 def wait_for_spool(backend: Backend, count: int) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -64,13 +75,8 @@ def test_the_admin_sees_stored_and_rejected_mail_in_the_console(
     created.raise_for_status()
     admin = backend.create_user("Ada Admin", "ada@example.com", role="admin")
 
-    mail = EmailMessage()
-    mail["From"] = "Anna Nowak <anna@example.com>"
-    mail["To"] = MAILBOX
-    mail["Subject"] = "Where is my parcel?"
-    mail["Message-ID"] = "<e2e-parcel@example.com>"
-    mail.set_content("Hello, where is my parcel?")
-    send(server.smtp_port, "anna@example.com", mail.as_bytes())  # type: ignore[attr-defined]
+    mail = customer_mail("Anna Nowak <anna@example.com>", "Where is my parcel?", "Hello, where is my parcel?")
+    send(server.smtp_port, "anna@example.com", mail)  # type: ignore[attr-defined]
     report = (
         b"From: MAILER-DAEMON@mx.example.org\r\nTo: " + MAILBOX.encode() + b"\r\nSubject: Undelivered Mail\r\n"
         b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\n"
@@ -111,13 +117,8 @@ def test_failed_mail_is_counted_on_the_admin_link_and_the_count_follows_a_retry_
     from app.models import InboundMail
 
     admin = backend.create_user("Fay Admin", "fay@example.com", role="admin")
-    mail = EmailMessage()
-    mail["From"] = "Olga <olga@example.com>"
-    mail["To"] = MAILBOX
-    mail["Subject"] = "Refund"
-    mail["Message-ID"] = "<e2e-refund@example.com>"
-    mail.set_content("Where is my refund?")
-    send(server.smtp_port, "olga@example.com", mail.as_bytes())  # type: ignore[attr-defined]
+    mail = customer_mail("Olga <olga@example.com>", "Refund", "Where is my refund?")
+    send(server.smtp_port, "olga@example.com", mail)  # type: ignore[attr-defined]
     [spooled] = [item for item in wait_for_spool(backend, 3) if item["mail_from"] == "olga@example.com"]
     # What the worker leaves when every attempt failed (a database outage, say): set in the database directly,
     # as a live server cannot be made to fail on purpose.
