@@ -126,8 +126,8 @@ def begin_immediate(connection: sqlite3.Connection, timeout: float = BUSY_TIMEOU
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25… ms between tries, so a writer in another process
     (the SMTP server beside a busy worker) kept missing the short gaps between the worker's transactions and
-    waited ~5 ms on average, 180 ms at worst. Retrying every 0.05 to 0.2 ms takes the lock as soon as it is free
-    (a failed try costs ~10 µs).
+    waited ~5 ms on average, 180 ms at worst. Retrying every 0.05 to 0.2 ms takes the lock soon after it is free
+    (a failed try costs ~3 µs; a short sleep really lasts ~0.1 ms longer than asked on these machines).
     (Straight to the driver, too: SQLAlchemy's execution path costs more than SQLite takes to run this.)
     """
     connection.execute("PRAGMA busy_timeout=0")
