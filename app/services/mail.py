@@ -22,6 +22,10 @@ from app.services.notify import delivery_changed
 
 # Mail servers look up every recipient of every message; the list of mailboxes changes rarely.
 ADDRESS_CACHE_SECONDS = 5.0
+# But a refusal is final for the sender (550: the mail bounces), so an address missing from a list older than
+# this is looked up again first: a mailbox created a moment ago gets its mail, and mail to unknown addresses
+# (spam, mostly) still costs at most one query a second.
+UNKNOWN_RECHECK_SECONDS = 1.0
 
 
 # Every received mail runs this: built once (building a statement costs more than SQLite takes to run it), and
@@ -120,16 +124,18 @@ class MailboxDirectory:
     The cached Channel rows are detached snapshots: ingest reads only their id, kind and team.
     """
 
-    def __init__(self, ttl: float = ADDRESS_CACHE_SECONDS) -> None:
+    def __init__(self, ttl: float = ADDRESS_CACHE_SECONDS, recheck_unknown: float = UNKNOWN_RECHECK_SECONDS) -> None:
         self.ttl = ttl
+        self.recheck_unknown = recheck_unknown
         self._lock = threading.Lock()
         self._loaded_at = float("-inf")
         self._channels: dict[str, Channel] = {}
 
-    def channels(self) -> dict[str, Channel]:
-        """Return {address: channel} of every enabled email channel."""
+    def channels(self, max_age: float | None = None) -> dict[str, Channel]:
+        """Return {address: channel} of every enabled email channel, read again when the list is older than
+        ``max_age`` seconds (the cache's ttl unless given)."""
         with self._lock:
-            if time.monotonic() - self._loaded_at > self.ttl:
+            if time.monotonic() - self._loaded_at > (self.ttl if max_age is None else max_age):
                 rows = db.session.scalars(
                     select(Channel).where(
                         Channel.kind == "email", Channel.enabled.is_(True), Channel.address.is_not(None)
@@ -144,18 +150,22 @@ class MailboxDirectory:
     def lookup(self, address: str) -> tuple[Channel, str | None] | None:
         """Return (channel, plus token) for a recipient we accept mail for, else None."""
         base, token = split_plus(address)
-        channel = self.channels().get(base)
+        channel = self.channels().get(base) or self.channels(max_age=self.recheck_unknown).get(base)
         return None if channel is None else (channel, token)
 
     def fresh_accepts(self, address: str) -> bool | None:
-        """Whether we accept mail for ``address``, from the cache alone; None when the cache is stale.
+        """Whether we accept mail for ``address``, from the cache alone; None when the database must say: the
+        list is stale, or it lacks the address and is older than ``recheck_unknown``.
 
         Lets the SMTP server answer RCPT without a thread hop or a database session most of the time.
         """
         with self._lock:
-            if time.monotonic() - self._loaded_at > self.ttl:
+            age = time.monotonic() - self._loaded_at
+            if age > self.ttl:
                 return None
-            return split_plus(address)[0] in self._channels
+            if split_plus(address)[0] in self._channels:
+                return True
+            return None if age > self.recheck_unknown else False
 
     def forget(self) -> None:
         with self._lock:

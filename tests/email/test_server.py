@@ -337,6 +337,7 @@ def test_rcpt_is_answered_from_a_fresh_mailbox_cache_and_checks_the_database_whe
         return real_accepts(address)
 
     monkeypatch.setattr(receiver, "accepts", counting_accepts)
+    monkeypatch.setattr(receiver.mailboxes, "recheck_unknown", 60.0)  # however slowly this test runs
     receiver.mailboxes.forget()  # stale: the first RCPT reads the mailboxes from the database
     assert smtp_send(smtp_server.port, SIMPLE, process=False).code == 250
     assert checked == [MAILBOX]
@@ -345,3 +346,29 @@ def test_rcpt_is_answered_from_a_fresh_mailbox_cache_and_checks_the_database_whe
     refused = smtp_send(smtp_server.port, SIMPLE, to=("sales@support.example.com",), process=False)
     assert (refused.code, refused.stage) == (550, "rcpt")
     assert checked == [MAILBOX]
+
+
+def test_a_mailbox_created_a_moment_ago_gets_its_mail_and_unknown_addresses_are_rechecked_at_most_so_often(
+    smtp_server: Any, monkeypatch: pytest.MonkeyPatch
+):
+    from app.services.channels import create_channel
+
+    mailboxes = smtp_server.handler.receiver.mailboxes
+    assert smtp_send(smtp_server.port, SIMPLE, process=False).code == 250  # the list is fresh now
+    release_session()
+    create_channel("email", "Sales", address="sales@support.example.com")
+    to_sales = {"to": ("sales@support.example.com",), "process": False}
+
+    # Within the recheck interval a refusal comes from the list (unknown addresses must not each cost a query)…
+    monkeypatch.setattr(mailboxes, "recheck_unknown", 60.0)
+    refused = smtp_send(smtp_server.port, SIMPLE.replace(b"simple-1", b"sales-1"), **to_sales)
+    assert (refused.code, refused.stage) == (550, "rcpt")
+    # …past it, the database is asked before a refusal that would bounce the mail: the new mailbox accepts it,
+    # although the list as a whole is still fresh.
+    monkeypatch.setattr(mailboxes, "recheck_unknown", 0.0)
+    accepted = smtp_send(smtp_server.port, SIMPLE.replace(b"simple-1", b"sales-2"), **to_sales)
+    assert accepted.code == 250
+    assert load_spool(accepted.spool_id or 0).recipients == ["sales@support.example.com"]
+    # An address that really is unknown is still refused.
+    nobody = smtp_send(smtp_server.port, SIMPLE.replace(b"simple-1", b"nobody-1"), to=("nobody@support.example.com",))
+    assert (nobody.code, nobody.stage) == (550, "rcpt")
