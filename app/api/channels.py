@@ -15,7 +15,7 @@ from app.api.validation import Schema, documented, validate
 from app.extensions import db
 from app.models import Channel
 from app.serializers import SECRET_SETTINGS, channel_dict, conversation_dict, customer_summary, message_dict
-from app.services.channels import channel_for_token, create_channel
+from app.services.channels import channel_for_token, check_settings, create_channel
 from app.services.errors import NotFound
 from app.services.ingest import ingest
 from connectors.base import Identity, InboundMessage, InvalidIdentity, ThreadHints
@@ -88,6 +88,8 @@ def update(channel_id: int, body: ChannelUpdate) -> Any:
     channel = db.session.get(Channel, channel_id)
     if channel is None:
         raise NotFound(f"channel {channel_id} not found")
+    if body.settings is not None:
+        check_settings(channel.kind, body.settings)
     previous_settings = dict(channel.settings or {})
     for field in body.model_fields_set:
         setattr(channel, field, getattr(body, field))

@@ -23,6 +23,16 @@ PLACEHOLDERS: tuple[str, ...] = (
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_.]+)\s*\}\}")
 
 
+def unknown_placeholders(body: str, known: tuple[str, ...]) -> list[str]:
+    """The ``{{ name }}`` placeholders of ``body`` that are not in ``known``, sorted."""
+    return sorted({name for name in _PLACEHOLDER.findall(body) if name not in known})
+
+
+def fill_placeholders(body: str, values: dict[str, str]) -> str:
+    """Replace ``{{ name }}`` placeholders with ``values``; unknown ones stay as they are."""
+    return _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), body)
+
+
 def _check(shortcut: str | None, body: str | None, *, exclude_id: int | None = None) -> None:
     if shortcut is not None:
         if not SHORTCUT.match(shortcut):
@@ -35,7 +45,7 @@ def _check(shortcut: str | None, body: str | None, *, exclude_id: int | None = N
         if db.session.scalar(query) is not None:
             raise Conflict(f"shortcut {shortcut!r} is taken", fields={"shortcut": "already used"})
     if body is not None:
-        unknown = sorted({name for name in _PLACEHOLDER.findall(body) if name not in PLACEHOLDERS})
+        unknown = unknown_placeholders(body, PLACEHOLDERS)
         if unknown:
             raise ValidationFailed(
                 "unknown placeholder", fields={"body": f"unknown placeholder(s): {', '.join(unknown)}"}

@@ -12,11 +12,46 @@ from sqlalchemy import bindparam, func, select
 
 from app.extensions import db
 from app.models import AuditLog, Channel, Team
+from app.services.canned import unknown_placeholders
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from connectors.base import CHANNEL_KINDS, Identity, InvalidIdentity
 
 # Channels whose address is a customer-facing endpoint we must be able to recognise.
 ADDRESS_KINDS = {"email": "email", "sms": "phone", "voice": "phone"}
+
+
+# An email channel's automatic reply to new conversations (app.services.autoreply): when, and its placeholders.
+AUTO_REPLY_WHEN = ("always", "outside_hours")
+AUTO_REPLY_PLACEHOLDERS = ("customer.name", "customer.first_name", "conversation.number")
+AUTO_REPLY_MAX_CHARS = 5000
+
+
+def check_settings(kind: str, settings: dict[str, Any]) -> None:
+    """Raise ValidationFailed for settings a channel of ``kind`` cannot use."""
+    if "auto_reply" not in settings:
+        return
+    field = "settings.auto_reply"
+    setting = settings["auto_reply"]
+    if setting is None:  # off
+        return
+    if kind != "email":
+        raise ValidationFailed("only email channels send automatic replies", fields={field: "email channels only"})
+    if not isinstance(setting, dict) or set(setting) - {"text", "when"}:
+        raise ValidationFailed("auto_reply must be an object with text and when", fields={field: "text, when"})
+    text = setting.get("text")
+    if not isinstance(text, str) or not text.strip() or len(text) > AUTO_REPLY_MAX_CHARS:
+        raise ValidationFailed(
+            "the auto-reply needs a text", fields={f"{field}.text": f"1 to {AUTO_REPLY_MAX_CHARS} characters"}
+        )
+    if setting.get("when", "always") not in AUTO_REPLY_WHEN:
+        raise ValidationFailed(
+            "unknown auto-reply condition", fields={f"{field}.when": f"one of {', '.join(AUTO_REPLY_WHEN)}"}
+        )
+    unknown = unknown_placeholders(text, AUTO_REPLY_PLACEHOLDERS)
+    if unknown:
+        raise ValidationFailed(
+            "unknown placeholder", fields={f"{field}.text": f"unknown placeholder(s): {', '.join(unknown)}"}
+        )
 
 
 def _hash_token(token: str) -> str:
@@ -51,6 +86,7 @@ def create_channel(
     if kind not in CHANNEL_KINDS:
         raise ValidationFailed(f"unknown channel kind {kind!r}", fields={"kind": f"one of {', '.join(CHANNEL_KINDS)}"})
     address = normalize_address(kind, address, default_region)
+    check_settings(kind, settings or {})
     if team_id is not None and db.session.get(Team, team_id) is None:
         raise NotFound(f"team {team_id} not found", fields={"team_id": "unknown team"})
     if address and db.session.scalar(select(Channel.id).where(Channel.kind == kind, Channel.address == address)):

@@ -57,6 +57,7 @@ class IngestResult:
     conversation: Conversation
     customer: Customer
     created: bool  # False when the provider id was seen before (a retry): nothing new was stored
+    conversation_created: bool = False  # the message started a new conversation
 
 
 def ingest(
@@ -153,7 +154,7 @@ def _ingest_once(
 
     message_changed(message, conversation)
     conversation_changed(conversation, created=is_new)
-    return IngestResult(message, conversation, customer, created=True)
+    return IngestResult(message, conversation, customer, created=True, conversation_created=is_new)
 
 
 def route(

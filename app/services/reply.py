@@ -180,8 +180,12 @@ def reply(
     html: str | None = None,
     automated: bool = False,
     attachments: Sequence[FileUpload] = (),
+    commit: bool = True,
 ) -> Message:
     """Queue a reply to the customer (or store a private note) and commit it before anything is sent.
+
+    ``commit=False`` leaves the transaction open for a caller that commits it with more (ingest's automatic
+    reply goes out only if the message it answers is stored).
 
     ``attachments`` are checked (count, size, type, and whether the channel can carry files) before anything
     is stored; then their bytes go to the file store and their rows are committed with the message.
@@ -261,5 +265,6 @@ def reply(
     db.session.flush()
     message_changed(message, conversation)
     conversation_changed(conversation)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return message

@@ -102,9 +102,12 @@ class MailReceiver:
         """Turn one spooled mail into a stored message or an applied bounce, or reject it with a reason.
 
         Runs in an app context; errors other than a deliberate rejection propagate, so the worker retries.
-        A stored message is left uncommitted: the worker records the outcome in the same transaction.
+        A stored message (and the channel's automatic reply to it, if one is due) is left uncommitted: the worker
+        records the outcome in the same transaction.
         """
         from app.extensions import db
+        from app.models import utcnow
+        from app.services.autoreply import auto_reply
         from app.services.ingest import ingest
         from app.services.mail import record_bounce
 
@@ -147,6 +150,7 @@ class MailReceiver:
             return Outcome("stored", f"delivery report recorded for message {message.id}", message.id)
         assert parsed.inbound is not None
         result = ingest(parsed.inbound, channel, commit=False)
+        auto_reply(result, channel, automated=parsed.inbound.automated, now=utcnow())
         if parsed.inbound.automated:
             log.info(
                 "stored automated mail %s (%s)",
