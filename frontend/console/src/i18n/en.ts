@@ -290,6 +290,13 @@ export default {
       enabled: 'Enabled',
       enabledOf: '{name} is enabled',
       token: 'Token for this API channel (shown only now):',
+      autoReply: 'Auto-reply',
+      autoReplyOf: 'Auto-reply of {name}',
+      autoReplyIntro:
+        'Acknowledges each new conversation by email, in the customer’s thread: never to automated mail, never for a follow-up, at most once a day per customer.',
+      autoReplySend: 'Send',
+      autoReplyText: 'Text',
+      autoReplyWhen: { off: 'Off', always: 'For every new conversation', outside_hours: 'Outside business hours' },
     },
     topics: {
       title: 'Topics',

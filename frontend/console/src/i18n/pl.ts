@@ -294,6 +294,13 @@ const pl: typeof en = {
       enabled: 'Włączony',
       enabledOf: '{name} jest włączony',
       token: 'Token tego kanału API (widoczny tylko teraz):',
+      autoReply: 'Automatyczna odpowiedź',
+      autoReplyOf: 'Automatyczna odpowiedź kanału {name}',
+      autoReplyIntro:
+        'Potwierdza e-mailem każdą nową rozmowę, w wątku klienta: nigdy na pocztę automatyczną, nigdy na kolejną wiadomość w rozmowie, najwyżej raz dziennie temu samemu klientowi.',
+      autoReplySend: 'Wysyłaj',
+      autoReplyText: 'Treść',
+      autoReplyWhen: { off: 'Wyłączona', always: 'Przy każdej nowej rozmowie', outside_hours: 'Poza godzinami pracy' },
     },
     topics: {
       title: 'Tematy',
