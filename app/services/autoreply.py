@@ -37,8 +37,12 @@ def auto_reply(result: IngestResult, channel: Channel, *, automated: bool, now: 
     Runs in ingest's transaction, left open for the caller to commit: the reply is queued exactly when the
     message it answers is stored.
     """
+    if automated or not result.conversation_created:
+        return None
+    # The settings as they are now: ``channel`` may be the SMTP server's cached snapshot, seconds old.
+    channel = db.session.get(Channel, channel.id) or channel
     setting = (channel.settings or {}).get("auto_reply")
-    if not setting or automated or not result.conversation_created:
+    if not setting:
         return None
     if setting.get("when") == "outside_hours" and is_open(channel.business_hours, now):
         return None

@@ -20,7 +20,7 @@ ACK = "Thanks, {{ customer.first_name }}! Your case is #{{ conversation.number }
 
 
 def configure(**settings: Any) -> None:
-    """Change the support mailbox's settings (before the worker first reads its mailboxes in this test)."""
+    """Change the support mailbox's settings."""
     release_session()
     channel = db.session.scalars(select(Channel).where(Channel.address == MAILBOX)).one()
     channel.settings = {**channel.settings, **settings}
@@ -54,6 +54,16 @@ def test_a_new_conversation_is_acknowledged_in_the_customers_thread(app: Any, sm
     answer = receive(smtp_server, answer_to(sent, "Order 1234."))
     assert answer.conversation_id == first.conversation_id
     assert len(automatic_replies()) == 1
+
+
+def test_turning_the_auto_reply_on_takes_effect_at_once(smtp_server: Any):
+    receive(smtp_server, customer_mail("jan@example.com", name="Jan Kowalski"), mail_from="jan@example.com")
+    assert automatic_replies() == []  # off; and the SMTP server and the worker have read the mailboxes now
+    configure(auto_reply={"text": ACK})
+
+    receive(smtp_server, customer_mail())
+
+    assert [ack.text.split("!")[0] for ack in automatic_replies()] == ["Thanks, Anna"]
 
 
 def test_no_auto_reply_to_automated_mail_or_to_a_customer_acknowledged_within_a_day(smtp_server: Any):
