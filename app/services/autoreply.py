@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.extensions import db
 from app.models import Channel, Message
@@ -29,6 +29,7 @@ from app.services.reply import reply
 log = logging.getLogger(__name__)
 
 ONCE_PER_CUSTOMER = dt.timedelta(hours=24)
+_SETTINGS = select(Channel.settings, Channel.business_hours).where(Channel.id == bindparam("channel_id"))
 
 
 def auto_reply(result: IngestResult, channel: Channel, *, automated: bool, now: dt.datetime) -> Message | None:
@@ -39,12 +40,12 @@ def auto_reply(result: IngestResult, channel: Channel, *, automated: bool, now: 
     """
     if automated or not result.conversation_created:
         return None
-    # The settings as they are now: ``channel`` may be the SMTP server's cached snapshot, seconds old.
-    channel = db.session.get(Channel, channel.id) or channel
-    setting = (channel.settings or {}).get("auto_reply")
+    # The settings as they are now (``channel`` may be a cached snapshot, seconds old), in one light query.
+    settings, business_hours = db.session.execute(_SETTINGS, {"channel_id": channel.id}).one()
+    setting = (settings or {}).get("auto_reply")
     if not setting:
         return None
-    if setting.get("when") == "outside_hours" and is_open(channel.business_hours, now):
+    if setting.get("when") == "outside_hours" and is_open(business_hours, now):
         return None
     customer = result.customer
     answered_lately = db.session.scalar(
