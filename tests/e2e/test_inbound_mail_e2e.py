@@ -144,3 +144,40 @@ def test_failed_mail_is_counted_on_the_admin_link_and_the_count_follows_a_retry_
     # The worker's event reaches the console over the socket: the count goes, without a reload.
     expect(nav.get_by_label("1 failed mail waits for a retry")).to_have_count(0)
     assert wait_for_spool(backend, 3)  # and the mail was processed again
+
+
+def test_an_admin_turns_on_the_auto_reply_and_the_next_new_customer_gets_it(
+    new_page: Any, backend: Backend, server: LiveServer
+) -> None:
+    channels = backend.admin.get(backend.url("/api/v1/channels")).json()["items"]
+    if not any(channel["address"] == MAILBOX for channel in channels):
+        backend.admin.post(
+            backend.url("/api/v1/channels"), json={"kind": "email", "name": "Support", "address": MAILBOX}
+        ).raise_for_status()
+    admin = backend.create_user("Gus Admin", "gus@example.com", role="admin")
+
+    page = new_page()
+    log_in(page, admin["email"], admin["password"])
+    page.goto("/app/admin/channels")
+    page.get_by_role("button", name="Auto-reply of Support").click()
+    form = page.get_by_test_id("auto-reply-form")
+    form.get_by_label("Send").select_option("always")
+    form.get_by_label("Text").fill("Thanks, {{ customer.first_name }}! Your case is #{{ conversation.number }}.")
+    form.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("button", name="Auto-reply of Support")).to_have_text("For every new conversation")
+
+    mail = customer_mail("Piotr Nowak <piotr@example.com>", "Broken zip", "The zip on my jacket broke.")
+    send(server.smtp_port, "piotr@example.com", mail)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = backend.admin.get(backend.url("/api/v1/conversations"), params={"q": "Broken zip"}).json()["items"]
+        if found:
+            messages = backend.admin.get(backend.url(f"/api/v1/conversations/{found[0]['id']}/messages")).json()
+            replies = [item for item in messages["items"] if item["direction"] == "out" and item["automated"]]
+            if replies:
+                break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("no automatic reply was queued")
+    number = found[0]["number"]
+    assert [item["text"] for item in replies] == [f"Thanks, Piotr! Your case is #{number}."]
