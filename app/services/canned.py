@@ -23,9 +23,11 @@ PLACEHOLDERS: tuple[str, ...] = (
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_.]+)\s*\}\}")
 
 
-def unknown_placeholders(body: str, known: tuple[str, ...]) -> list[str]:
-    """The ``{{ name }}`` placeholders of ``body`` that are not in ``known``, sorted."""
-    return sorted({name for name in _PLACEHOLDER.findall(body) if name not in known})
+def check_placeholders(body: str, known: tuple[str, ...], field: str) -> None:
+    """Raise ValidationFailed (naming ``field``) if ``body`` uses a ``{{ name }}`` placeholder not in ``known``."""
+    unknown = sorted({name for name in _PLACEHOLDER.findall(body) if name not in known})
+    if unknown:
+        raise ValidationFailed("unknown placeholder", fields={field: f"unknown placeholder(s): {', '.join(unknown)}"})
 
 
 def fill_placeholders(body: str, values: dict[str, str]) -> str:
@@ -45,11 +47,7 @@ def _check(shortcut: str | None, body: str | None, *, exclude_id: int | None = N
         if db.session.scalar(query) is not None:
             raise Conflict(f"shortcut {shortcut!r} is taken", fields={"shortcut": "already used"})
     if body is not None:
-        unknown = unknown_placeholders(body, PLACEHOLDERS)
-        if unknown:
-            raise ValidationFailed(
-                "unknown placeholder", fields={"body": f"unknown placeholder(s): {', '.join(unknown)}"}
-            )
+        check_placeholders(body, PLACEHOLDERS, "body")
 
 
 def list_canned() -> list[CannedResponse]:

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, func, select
 
 from app.extensions import db
 from app.models import AuditLog, Channel, Team
-from app.services.canned import unknown_placeholders
+from app.services.canned import check_placeholders
 from app.services.errors import Conflict, NotFound, ValidationFailed
 from connectors.base import CHANNEL_KINDS, Identity, InvalidIdentity
 
@@ -47,11 +47,7 @@ def check_settings(kind: str, settings: dict[str, Any]) -> None:
         raise ValidationFailed(
             "unknown auto-reply condition", fields={f"{field}.when": f"one of {', '.join(AUTO_REPLY_WHEN)}"}
         )
-    unknown = unknown_placeholders(text, AUTO_REPLY_PLACEHOLDERS)
-    if unknown:
-        raise ValidationFailed(
-            "unknown placeholder", fields={f"{field}.text": f"unknown placeholder(s): {', '.join(unknown)}"}
-        )
+    check_placeholders(text, AUTO_REPLY_PLACEHOLDERS, f"{field}.text")
 
 
 def _hash_token(token: str) -> str:
